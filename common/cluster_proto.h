@@ -1,0 +1,128 @@
+/*
+ * cluster_proto.h - the messages exchanged between the supervisor and the
+ * shim running inside each worker.  This header is the one definition both
+ * sides compile against.
+ *
+ * Transport
+ *   - The worker channel is a SOCK_SEQPACKET socketpair per worker.  The
+ *     worker only ever *writes* requests to it; the supervisor reads them.
+ *   - A request that needs an answer carries, as its first SCM_RIGHTS fd, a
+ *     fresh "reply socket" (one end of a SOCK_SEQPACKET socketpair the shim
+ *     made for this one request).  The supervisor writes exactly one
+ *     cluster_msg_reply on it and closes it.  Because every request has its
+ *     own reply path, threads and forked children of a worker can query at
+ *     the same time without a lock and without stealing each other's replies.
+ *   - A round-robin listener in the worker ("faux handle") is its end of
+ *     another SOCK_SEQPACKET socketpair; the supervisor writes one
+ *     cluster_msg_newconn per accepted connection, the connection's fd
+ *     attached with SCM_RIGHTS.
+ *
+ * Every message starts with cluster_msg_header.  Every message has a fixed
+ * size per type; a receiver rejects a message whose length does not match.
+ */
+#ifndef CLUSTER_PROTO_H
+#define CLUSTER_PROTO_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CLUSTER_PROTO_VERSION 1
+
+/* Environment contract between supervisor and shim (Node: NODE_UNIQUE_ID). */
+#define CLUSTER_ENV_WORKER_ID "CLUSTER_WORKER_ID"
+#define CLUSTER_ENV_CHANNEL_FD "CLUSTER_CHANNEL_FD"
+/* The worker's pid.  A program the worker process itself execs (a wrapper
+ * script exec'ing the real server) keeps the pid and stays the worker; a
+ * program a forked child execs (CGI, sh -c) has another pid and is not. */
+#define CLUSTER_ENV_WORKER_PID "CLUSTER_WORKER_PID"
+
+/* Largest number of fds any message carries. */
+#define CLUSTER_MSG_MAX_FDS 2
+
+enum cluster_msg_type {
+	CLUSTER_MSG_HELLO = 1,    /* w->s  worker's shim is up ("online")      */
+	CLUSTER_MSG_QUERY_SERVER, /* w->s  bind(): fds [reply, server socket]  */
+	CLUSTER_MSG_LISTEN,       /* w->s  listen(): fds [reply]               */
+	CLUSTER_MSG_CLOSE,        /* w->s  worker let go of a handle           */
+	CLUSTER_MSG_IS_HANDLE_PATH, /* w->s unlink() of a socket path: fds [reply] */
+	CLUSTER_MSG_REPLY,        /* s->w  answer on a reply socket, fd opt.   */
+	CLUSTER_MSG_NEWCONN,      /* s->w  accepted connection on a faux handle */
+	CLUSTER_MSG_TYPE_MAX
+};
+
+struct cluster_msg_header {
+	uint16_t version; /* CLUSTER_PROTO_VERSION */
+	uint16_t type;    /* enum cluster_msg_type */
+	uint32_t length;  /* whole message, header included */
+};
+
+/* A socket address as bind() got it, in a fixed-size field. */
+struct cluster_sockaddr {
+	uint32_t len; /* socklen_t as passed to bind() */
+	uint32_t pad;
+	struct sockaddr_storage ss;
+};
+
+struct cluster_msg_hello {
+	struct cluster_msg_header hdr;
+	int32_t pid;
+	uint32_t worker_id;
+};
+
+/* How a handle is shared, as told to the shim in a reply. */
+enum cluster_handle_kind {
+	CLUSTER_HANDLE_PENDING = 0, /* bound; the fd to install comes with LISTEN */
+	CLUSTER_HANDLE_SHARED = 1,  /* the fd is the shared socket itself        */
+	CLUSTER_HANDLE_FAUX = 2,    /* the fd is a faux handle fed with newconn  */
+};
+
+struct cluster_msg_query_server {
+	struct cluster_msg_header hdr;
+	int32_t domain;   /* AF_INET, AF_INET6, AF_UNIX                        */
+	int32_t type;     /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET (no flags) */
+	int32_t protocol;
+	uint32_t flags;   /* reserved, 0 */
+	struct cluster_sockaddr addr;
+};
+
+struct cluster_msg_listen {
+	struct cluster_msg_header hdr;
+	uint32_t handle_id;
+	int32_t backlog;
+};
+
+struct cluster_msg_close {
+	struct cluster_msg_header hdr;
+	uint32_t handle_id;
+	uint32_t pad;
+};
+
+struct cluster_msg_is_handle_path {
+	struct cluster_msg_header hdr;
+	char path[108]; /* sizeof(sun_path); NUL-terminated */
+	uint32_t pad;
+};
+
+struct cluster_msg_reply {
+	struct cluster_msg_header hdr;
+	int32_t error;     /* 0 or an errno value for the libc call to return */
+	uint32_t handle_id;
+	uint32_t kind;     /* enum cluster_handle_kind of the attached fd */
+	uint32_t nfds;     /* fds attached: 0, 1 (listener/faux) or 2 (faux + real listener) */
+	struct cluster_sockaddr bound; /* the address the handle really has */
+};
+
+/* newconn flags */
+#define CLUSTER_NEWCONN_NONBLOCK 0x1 /* the socket's O_NONBLOCK is already set */
+
+struct cluster_msg_newconn {
+	struct cluster_msg_header hdr;
+	uint32_t flags;
+	uint32_t pad;
+	struct cluster_sockaddr peer;
+};
+
+/* Bytes a receiver must be ready to read: the largest message. */
+#define CLUSTER_MSG_MAX_SIZE 512
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * accept()/accept4() on a faux handle: the connection arrives as a newconn
+ * message with the socket attached; the peer address travels in the message.
+ * Blocking, O_NONBLOCK, EINTR and EAGAIN behave as on a real listener because
+ * the faux handle is a real socket and recvmsg() honours the same flags.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "real.h"
+#include "shim.h"
+
+static void copy_peer(const struct cluster_sockaddr *peer,
+		      struct sockaddr *addr, socklen_t *len)
+{
+	socklen_t n;
+
+	if (!addr || !len)
+		return;
+	n = peer->len < *len ? peer->len : *len;
+	memcpy(addr, &peer->ss, n);
+	*len = peer->len;
+}
+
+/* The connection's O_NONBLOCK as the caller asked, at no cost when the
+ * supervisor already delivered it that way. */
+static void match_nonblock(int conn, bool delivered_nonblock, bool want)
+{
+	int fl;
+
+	if (delivered_nonblock == want)
+		return;
+	fl = real_fcntl(conn, F_GETFL, NULL);
+	if (fl >= 0)
+		real_fcntl(conn, F_SETFL,
+			   (void *)(long)(want ? fl | O_NONBLOCK
+					       : fl & ~O_NONBLOCK));
+}
+
+static int faux_accept(int fd, struct sockaddr *addr, socklen_t *len,
+		       int flags)
+{
+	struct cluster_msg_newconn msg;
+	int fds[CLUSTER_MSG_RECV_FDS], nfds, i, saved = errno;
+	ssize_t n;
+
+	n = cluster_msg_recv(fd, &msg, sizeof(msg), fds, &nfds,
+			     (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0,
+			     NULL);
+	if (n < 0)
+		return -1;
+	if (n == 0 || cluster_msg_validate(&msg, (size_t)n, nfds) != 0 ||
+	    msg.hdr.type != CLUSTER_MSG_NEWCONN) {
+		/* The supervisor went away, or the connection was lost in
+		 * transit (we are out of fds): as a real accept() would say
+		 * of a connection aborted before it was taken. */
+		for (i = 0; i < nfds; i++)
+			real_close(fds[i]);
+		errno = ECONNABORTED;
+		return -1;
+	}
+	match_nonblock(fds[0], msg.flags & CLUSTER_NEWCONN_NONBLOCK,
+		       flags & SOCK_NONBLOCK);
+	copy_peer(&msg.peer, addr, len);
+	errno = saved;
+	return fds[0];
+}
+
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	struct shim_fd_info info;
+
+	if (shim_active() && shim_fd_lookup(fd, &info) &&
+	    info.kind == SHIM_FD_FAUX)
+		return faux_accept(fd, addr, len, flags);
+	return real_accept4(fd, addr, len, flags);
+}
+
+int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	struct shim_fd_info info;
+
+	if (shim_active() && shim_fd_lookup(fd, &info) &&
+	    info.kind == SHIM_FD_FAUX)
+		return faux_accept(fd, addr, len, 0);
+	return real_accept(fd, addr, len);
+}

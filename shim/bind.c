@@ -1,0 +1,143 @@
+/*
+ * bind(): a worker's listening address is asked of the supervisor
+ * (Node's queryServer).  The server's own socket travels with the query, and
+ * the supervisor binds that very socket when it is the first to ask, so every
+ * option the server set before bind() holds on the listener.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "real.h"
+#include "shim.h"
+
+static bool clusterable_address(const struct sockaddr *addr, socklen_t len)
+{
+	if (!addr || len < sizeof(sa_family_t) ||
+	    len > sizeof(struct sockaddr_storage))
+		return false;
+	switch (addr->sa_family) {
+	case AF_INET:
+		return len >= sizeof(struct sockaddr_in);
+	case AF_INET6:
+		return len >= sizeof(struct sockaddr_in6);
+	case AF_UNIX: /* named or abstract; not autobind */
+		return len > offsetof(struct sockaddr_un, sun_path);
+	}
+	return false;
+}
+
+static bool clusterable_socket(int fd, int *type, int *protocol)
+{
+	socklen_t len = sizeof(*type);
+	struct shim_fd_info info;
+
+	if (fd < 0 || fd >= SHIM_MAX_FD || shim_fd_lookup(fd, &info))
+		return false;
+	if (real_getsockopt(fd, SOL_SOCKET, SO_TYPE, type, &len) < 0)
+		return false;
+	if (*type != SOCK_STREAM && *type != SOCK_DGRAM &&
+	    *type != SOCK_SEQPACKET)
+		return false;
+	len = sizeof(*protocol);
+	if (real_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, protocol, &len) < 0)
+		*protocol = 0;
+	return true;
+}
+
+/* A relative unix path means the worker's cwd; the supervisor has its own. */
+static void absolutize_unix_path(struct cluster_sockaddr *ca)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)&ca->ss;
+	char cwd[sizeof(sun->sun_path)], abs[sizeof(sun->sun_path)];
+	size_t plen = ca->len - offsetof(struct sockaddr_un, sun_path);
+	int n;
+
+	if (sun->sun_path[0] == '\0' || sun->sun_path[0] == '/')
+		return;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return;
+	n = snprintf(abs, sizeof(abs), "%s/%.*s", cwd,
+		     (int)strnlen(sun->sun_path, plen), sun->sun_path);
+	if (n < 0 || (size_t)n >= sizeof(abs))
+		return; /* does not fit: keep the relative path */
+	memcpy(sun->sun_path, abs, (size_t)n + 1);
+	ca->len = (uint32_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+}
+
+static int remember_handle(int fd, unsigned slot,
+			   const struct cluster_msg_query_server *q,
+			   const struct cluster_msg_reply *reply, int *fds,
+			   int nfds)
+{
+	struct shim_handle *h = shim_handle_get(slot);
+
+	h->handle_id = reply->handle_id;
+	h->domain = q->domain;
+	h->type = q->type;
+	h->protocol = q->protocol;
+	h->requested = q->addr;
+	h->bound = reply->bound;
+	if (reply->kind == CLUSTER_HANDLE_SHARED && nfds == 1) {
+		if (shim_install_fd(fds[0], fd) < 0) {
+			int saved = errno;
+
+			real_close(fds[0]);
+			shim_handle_unref(slot);
+			errno = saved;
+			return -1;
+		}
+		shim_fd_set(fd, SHIM_FD_SHARED, slot);
+		return 0;
+	}
+	shim_fd_set(fd, SHIM_FD_PENDING, slot);
+	return 0;
+}
+
+static int bind_via_supervisor(int fd, const struct sockaddr *addr,
+			       socklen_t len, int type, int protocol)
+{
+	struct cluster_msg_query_server q;
+	struct cluster_msg_reply reply;
+	int fds[CLUSTER_MSG_RECV_FDS], nfds, i, slot, saved = errno;
+
+	slot = shim_handle_alloc();
+	if (slot < 0)
+		return real_bind(fd, addr, len); /* out of slots: unclustered */
+	cluster_msg_init(&q, CLUSTER_MSG_QUERY_SERVER);
+	q.domain = addr->sa_family;
+	q.type = type;
+	q.protocol = protocol;
+	q.addr.len = len;
+	memcpy(&q.addr.ss, addr, len);
+	if (addr->sa_family == AF_UNIX)
+		absolutize_unix_path(&q.addr);
+	if (shim_channel_request(&q, fd, &reply, fds, &nfds) < 0) {
+		shim_handle_discard((unsigned)slot);
+		return -1;
+	}
+	if (reply.error != 0) {
+		for (i = 0; i < nfds; i++)
+			real_close(fds[i]);
+		shim_handle_discard((unsigned)slot);
+		errno = reply.error;
+		return -1;
+	}
+	if (remember_handle(fd, (unsigned)slot, &q, &reply, fds, nfds) < 0)
+		return -1;
+	errno = saved;
+	return 0;
+}
+
+int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int type, protocol;
+
+	if (!shim_active() || !clusterable_address(addr, len) ||
+	    !clusterable_socket(fd, &type, &protocol))
+		return real_bind(fd, addr, len);
+	return bind_via_supervisor(fd, addr, len, type, protocol);
+}

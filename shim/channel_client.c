@@ -1,0 +1,108 @@
+/*
+ * Talking to the supervisor.  Each request carries its own reply socket, so
+ * any thread or forked child can ask at any time, with no lock to hold across
+ * fork() and no reply that could reach the wrong asker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "real.h"
+#include "shim.h"
+
+static int recv_reply(int sock, struct cluster_msg_reply *reply,
+		      int fds[CLUSTER_MSG_RECV_FDS], int *nfds)
+{
+	ssize_t n;
+	int i;
+
+	do
+		n = cluster_msg_recv(sock, reply, sizeof(*reply), fds, nfds,
+				     MSG_CMSG_CLOEXEC, NULL);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		if (n == 0)
+			errno = ECONNRESET;
+		return -1;
+	}
+	if (cluster_msg_validate(reply, (size_t)n, *nfds) != 0 ||
+	    reply->hdr.type != CLUSTER_MSG_REPLY ||
+	    (int)reply->nfds != *nfds) {
+		for (i = 0; i < *nfds; i++)
+			real_close(fds[i]);
+		*nfds = 0;
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+int shim_channel_request(void *msg, int extra_fd,
+			 struct cluster_msg_reply *reply,
+			 int fds[CLUSTER_MSG_RECV_FDS], int *nfds)
+{
+	const struct cluster_msg_header *hdr = msg;
+	int pair[2], send_fds[2], rc, saved;
+
+	*nfds = 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+		return -1;
+	send_fds[0] = pair[1];
+	send_fds[1] = extra_fd;
+	rc = cluster_msg_send(shim_channel_fd, msg, hdr->length, send_fds,
+			      extra_fd >= 0 ? 2 : 1, 0);
+	real_close(pair[1]);
+	if (rc == 0)
+		rc = recv_reply(pair[0], reply, fds, nfds);
+	saved = errno;
+	real_close(pair[0]);
+	errno = saved;
+	return rc;
+}
+
+int shim_channel_notify(void *msg)
+{
+	const struct cluster_msg_header *hdr = msg;
+
+	return cluster_msg_send(shim_channel_fd, msg, hdr->length, NULL, 0,
+				MSG_DONTWAIT);
+}
+
+int shim_move_fd_high(int fd, bool cloexec)
+{
+	/* High, but not so high that the kernel grows a huge fd table for it
+	 * (RLIMIT_NOFILE is often 1M); below 1024 it stays select()-safe for
+	 * nobody's sake but costs nothing either. */
+	static const int floors[] = { 1000, 200, 64, 3 };
+	unsigned i;
+
+	for (i = 0; i < sizeof(floors) / sizeof(floors[0]); i++) {
+		int nfd = real_fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD,
+				     (void *)(long)floors[i]);
+
+		if (nfd >= 0) {
+			real_close(fd);
+			return nfd;
+		}
+	}
+	return fd;
+}
+
+int shim_install_fd(int newfd, int fd)
+{
+	int fl = real_fcntl(fd, F_GETFL, NULL);
+	int fdfl = real_fcntl(fd, F_GETFD, NULL);
+	int nfl;
+
+	if (fl < 0 || fdfl < 0)
+		return -1;
+	if (real_dup3(newfd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+		return -1;
+	real_close(newfd);
+	nfl = real_fcntl(fd, F_GETFL, NULL);
+	if (nfl >= 0 && ((nfl ^ fl) & O_NONBLOCK))
+		real_fcntl(fd, F_SETFL,
+			   (void *)(long)((nfl & ~O_NONBLOCK) | (fl & O_NONBLOCK)));
+	return 0;
+}

@@ -1,0 +1,104 @@
+/*
+ * shim.h - state of libcluster_shim.so inside one worker process.
+ *
+ * The shim is active only in a worker: a process started by cluster-run with
+ * CLUSTER_CHANNEL_FD in its environment, and the processes that worker forks.
+ * Everywhere else every interposed function goes straight to libc.
+ */
+#ifndef SHIM_H
+#define SHIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cluster_proto.h"
+#include "proto_codec.h"
+
+/* -1 when this process is not a worker. */
+extern int shim_channel_fd;
+/* The pid that checked in with the supervisor (the worker's main process). */
+extern pid_t shim_worker_pid;
+
+static inline bool shim_active(void)
+{
+	return __atomic_load_n(&shim_channel_fd, __ATOMIC_RELAXED) >= 0;
+}
+
+/* Only the worker's main process speaks for the worker when it lets go of a
+ * handle; a forked child closing its inherited copy changes nothing. */
+bool shim_is_worker_main(void);
+
+/* ---- per-process handle slots: this process's share of one handle ---- */
+
+#define SHIM_MAX_HANDLES 256
+
+struct shim_handle {
+	int in_use;              /* atomic: slot claimed */
+	uint32_t handle_id;      /* the supervisor's id */
+	int domain, type, protocol;
+	struct cluster_sockaddr requested; /* what bind() asked for */
+	struct cluster_sockaddr bound;     /* what the handle really has */
+	int shadow_fd;           /* rr: a copy of the real listener, for
+				    get/setsockopt on the faux fd; else -1 */
+	int refs;                /* atomic: fds of this process on it */
+};
+
+struct shim_handle *shim_handle_get(unsigned slot);
+int shim_handle_alloc(void);
+/* Frees a slot that never reached the supervisor's books. */
+void shim_handle_discard(unsigned slot);
+void shim_handle_ref(unsigned slot);
+/* Drops one fd's reference; at the last one tells the supervisor (from the
+ * main process) and frees the slot. */
+void shim_handle_unref(unsigned slot);
+
+/* ---- fd table: which fds are cluster listeners ---- */
+
+#define SHIM_MAX_FD 65536
+
+enum shim_fd_kind {
+	SHIM_FD_NONE = 0,
+	SHIM_FD_PENDING, /* bound through the supervisor, not listening yet */
+	SHIM_FD_SHARED,  /* the shared socket itself is installed */
+	SHIM_FD_FAUX,    /* a faux handle fed with newconn messages */
+};
+
+struct shim_fd_info {
+	enum shim_fd_kind kind;
+	unsigned slot;
+};
+
+/* Fast: false for every fd that is not a cluster listener. */
+bool shim_fd_lookup(int fd, struct shim_fd_info *info);
+void shim_fd_set(int fd, enum shim_fd_kind kind, unsigned slot);
+void shim_fd_clear(int fd);
+/* The fd forgets its handle (its reference is dropped). */
+void shim_fd_detach(int fd);
+/* fd2 becomes another reference to what fd is (dup and friends). */
+void shim_fd_copy(int fd, int fd2);
+
+/* ---- the channel to the supervisor ---- */
+
+/*
+ * Sends a request with a private reply socket (and extra_fd, or -1) and waits
+ * for the reply.  Received fds land in fds[], *nfds of them, close-on-exec.
+ * Returns 0, or -1 with errno set when the supervisor cannot be reached.
+ */
+int shim_channel_request(void *msg, int extra_fd,
+			 struct cluster_msg_reply *reply,
+			 int fds[CLUSTER_MSG_RECV_FDS], int *nfds);
+/* A message that needs no answer. */
+int shim_channel_notify(void *msg);
+
+/* The server wants fd2's number: move the channel away if it is there. */
+void shim_channel_vacate(int fd2);
+
+/* Moves fd to a high number out of the server's way. */
+int shim_move_fd_high(int fd, bool cloexec);
+
+/* Makes newfd take fd's place with fd's O_NONBLOCK and FD_CLOEXEC. */
+int shim_install_fd(int newfd, int fd);
+
+#endif

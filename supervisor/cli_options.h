@@ -1,0 +1,35 @@
+/* cli_options.h - cluster-run's command line, parsed without side effects. */
+#ifndef CLI_OPTIONS_H
+#define CLI_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cluster.h"
+
+struct cli_options {
+	unsigned workers;       /* 0 until parsed: then the usable CPUs */
+	enum cluster_sched sched;
+	int kill_timeout_ms;
+	bool help;
+	bool version;
+	char **command;         /* argv after the options (after "--") */
+};
+
+/*
+ * Parses argv (and CLUSTER_SCHED_POLICY from env_sched, may be NULL).
+ * Returns 0, or -1 with a one-line message (no "cluster-run: " prefix, no
+ * newline) in err.
+ */
+int cli_parse(int argc, char **argv, const char *env_sched,
+	      struct cli_options *o, char *err, size_t errlen);
+
+/* Is cmd something execvp() can run?  0, or -1 with a message in err. */
+int cli_check_command(const char *cmd, char *err, size_t errlen);
+
+/* The CPUs this process may run on (sched_getaffinity), at least 1. */
+unsigned cli_default_workers(void);
+
+extern const char cli_usage[];
+
+#endif

@@ -1,0 +1,368 @@
+/*
+ * handle_table.c - the supervisor's listeners, keyed as Node keys them
+ * (address:type:index), and the memberships of workers in them.
+ *
+ * A handle lives while any worker holds it.  A worker that dies does not
+ * let go of its listeners: they stay open (clients wait in the backlog) for
+ * the replacement.  A handle goes away when its last worker closes it, or
+ * with the cluster.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cluster_internal.h"
+
+static struct handle *handle_find_key(struct cluster *c, const char *key)
+{
+	struct handle *h;
+
+	for (h = c->handles; h; h = h->next)
+		if (strcmp(h->key, key) == 0)
+			return h;
+	return NULL;
+}
+
+static struct handle *handle_find_id(struct cluster *c, uint32_t id)
+{
+	struct handle *h;
+
+	for (h = c->handles; h; h = h->next)
+		if (h->id == id)
+			return h;
+	return NULL;
+}
+
+static struct membership *membership_find(struct cluster_worker *w,
+					  const struct handle *h)
+{
+	struct membership *m;
+
+	for (m = w->memberships; m; m = m->next_in_worker)
+		if (m->handle == h)
+			return m;
+	return NULL;
+}
+
+const char *handle_policy_name(const struct handle *h)
+{
+	if (h->type == SOCK_DGRAM)
+		return "shared";
+	return cluster_sched_name(cluster_sched(h->cluster));
+}
+
+static void handle_unlink_path(struct handle *h)
+{
+	const struct sockaddr_un *sun = (const struct sockaddr_un *)&h->addr;
+
+	if (h->owns_path && h->domain == AF_UNIX && sun->sun_path[0] != '\0')
+		unlink(sun->sun_path);
+}
+
+static void handle_free(struct handle *h)
+{
+	struct cluster *c = h->cluster;
+
+	rr_handle_free(h->rr);
+	handle_unlink_path(h);
+	close(h->fd);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		c->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	free(h);
+}
+
+/* A new handle around the socket the first worker sent, now bound. */
+static struct handle *handle_new(struct cluster *c, const char *base,
+				 const char *key,
+				 const struct cluster_msg_query_server *q,
+				 int fd)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->cluster = c;
+	h->id = ++c->next_handle_id;
+	snprintf(h->base, sizeof(h->base), "%s", base);
+	snprintf(h->key, sizeof(h->key), "%s", key);
+	h->domain = q->domain;
+	h->type = q->type;
+	h->protocol = q->protocol;
+	h->fd = fd;
+	h->addrlen = sizeof(h->addr);
+	if (getsockname(fd, (struct sockaddr *)&h->addr, &h->addrlen) < 0 ||
+	    h->domain == AF_UNIX) {
+		/* unix: keep the path as asked (getsockname may shorten it) */
+		h->addrlen = q->addr.len;
+		memcpy(&h->addr, &q->addr.ss, q->addr.len);
+	}
+	h->owns_path = h->domain == AF_UNIX;
+	sockaddr_text((struct sockaddr *)&h->addr, h->addrlen, h->text,
+		      sizeof(h->text));
+	if (h->type == SOCK_DGRAM)
+		snprintf(h->text + strlen(h->text),
+			 sizeof(h->text) - strlen(h->text), "/udp");
+	h->shared = h->type == SOCK_DGRAM ||
+		    cluster_sched(c) == CLUSTER_SCHED_NONE;
+	if (!h->shared && !(h->rr = rr_handle_new(h))) {
+		free(h);
+		return NULL;
+	}
+	h->next = c->handles;
+	if (c->handles)
+		c->handles->prev = h;
+	c->handles = h;
+	return h;
+}
+
+static struct membership *membership_add(struct cluster_worker *w,
+					 struct handle *h)
+{
+	struct membership *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->handle = h;
+	m->worker = w;
+	m->next_in_worker = w->memberships;
+	w->memberships = m;
+	m->next_in_handle = h->members;
+	h->members = m;
+	return m;
+}
+
+static void membership_unlink(struct membership *m)
+{
+	struct membership **pp;
+
+	for (pp = &m->worker->memberships; *pp; pp = &(*pp)->next_in_worker)
+		if (*pp == m) {
+			*pp = m->next_in_worker;
+			break;
+		}
+	for (pp = &m->handle->members; *pp; pp = &(*pp)->next_in_handle)
+		if (*pp == m) {
+			*pp = m->next_in_handle;
+			break;
+		}
+	if (m->worker->indexes)
+		handle_index_release(m->worker->indexes, m->handle->base);
+}
+
+static int bind_errno(int fd, const struct cluster_msg_query_server *q)
+{
+	if (q->addr.len > sizeof(q->addr.ss) ||
+	    q->addr.ss.ss_family != (sa_family_t)q->domain)
+		return EINVAL;
+	if (bind(fd, (const struct sockaddr *)&q->addr.ss, q->addr.len) < 0)
+		return errno;
+	return 0;
+}
+
+static void emit_bind_error(struct cluster_worker *w,
+			    const struct cluster_msg_query_server *q, int err)
+{
+	char text[SOCKADDR_TEXT_MAX];
+	struct cluster_event ev = {
+		.type = CLUSTER_EV_BIND_ERROR,
+		.worker = w,
+		.address = sockaddr_text((const struct sockaddr *)&q->addr.ss,
+					 q->addr.len, text, sizeof(text)),
+		.error = err,
+	};
+
+	cluster_emit(w->cluster, &ev);
+}
+
+/* Finds or creates the handle; on error returns NULL with *err set. */
+static struct handle *handle_obtain(struct cluster_worker *w,
+				    const struct cluster_msg_query_server *q,
+				    int sock_fd, int *err)
+{
+	char base[HANDLE_KEY_MAX], key[HANDLE_KEY_MAX];
+	struct handle *h;
+	int index;
+
+	if (!w->indexes && !(w->indexes = calloc(1, sizeof(*w->indexes)))) {
+		*err = ENOMEM;
+		return NULL;
+	}
+	handle_key_base((const struct sockaddr *)&q->addr.ss, q->addr.len,
+			q->type, base, sizeof(base));
+	index = handle_index_acquire(w->indexes, base);
+	if (index < 0) {
+		*err = ENOBUFS;
+		return NULL;
+	}
+	handle_key_with_index(base, (unsigned)index, key, sizeof(key));
+	h = handle_find_key(w->cluster, key);
+	if (h) {
+		close(sock_fd);
+		return h;
+	}
+	*err = bind_errno(sock_fd, q);
+	if (*err == 0 && !(h = handle_new(w->cluster, base, key, q, sock_fd)))
+		*err = ENOMEM;
+	if (!h) {
+		close(sock_fd);
+		handle_index_release(w->indexes, base);
+	}
+	return h;
+}
+
+void handle_query_server(struct cluster_worker *w,
+			 const struct cluster_msg_query_server *q, int sock_fd,
+			 int reply_fd)
+{
+	struct membership *m;
+	struct handle *h;
+	int err = 0, fds[2];
+
+	h = handle_obtain(w, q, sock_fd, &err);
+	if (!h) {
+		if (err == EADDRINUSE || err == EACCES || err == EADDRNOTAVAIL)
+			emit_bind_error(w, q, err);
+		reply_send(reply_fd, err, NULL, CLUSTER_HANDLE_PENDING, NULL, 0);
+		return;
+	}
+	if (!(m = membership_add(w, h))) {
+		handle_index_release(w->indexes, h->base);
+		reply_send(reply_fd, ENOMEM, NULL, CLUSTER_HANDLE_PENDING, NULL, 0);
+		return;
+	}
+	if (h->type != SOCK_DGRAM) { /* the fd to serve from comes at listen() */
+		reply_send(reply_fd, 0, h, CLUSTER_HANDLE_PENDING, NULL, 0);
+		return;
+	}
+	reply_send(reply_fd, 0, h, CLUSTER_HANDLE_SHARED, fds,
+		   shared_handle_fds(h, fds));
+	m->listening = true;
+	worker_mark_listening(w, h);
+}
+
+static int handle_start_listening(struct handle *h, int backlog)
+{
+	if (h->listening && backlog <= h->backlog)
+		return 0;
+	if (listen(h->fd, backlog) < 0)
+		return errno;
+	h->backlog = backlog;
+	if (!h->listening) {
+		h->listening = true;
+		if (h->rr)
+			rr_handle_start(h->rr);
+	}
+	return 0;
+}
+
+void handle_listen(struct cluster_worker *w,
+		   const struct cluster_msg_listen *msg, int reply_fd)
+{
+	struct handle *h = handle_find_id(w->cluster, msg->handle_id);
+	struct membership *m = h ? membership_find(w, h) : NULL;
+	int err, fds[2], nfds;
+
+	if (!m || h->type == SOCK_DGRAM) {
+		reply_send(reply_fd, m ? EOPNOTSUPP : EBADF, NULL, 0, NULL, 0);
+		return;
+	}
+	if (m->listening) { /* installed already: nothing to send */
+		reply_send(reply_fd, EINVAL, NULL, 0, NULL, 0);
+		return;
+	}
+	err = handle_start_listening(h, msg->backlog);
+	if (err) {
+		reply_send(reply_fd, err, NULL, 0, NULL, 0);
+		return;
+	}
+	if (h->rr) {
+		m->rr = rr_handle_add(h->rr, w, fds);
+		if (!m->rr) {
+			reply_send(reply_fd, ENOMEM, NULL, 0, NULL, 0);
+			return;
+		}
+		reply_send(reply_fd, 0, h, CLUSTER_HANDLE_FAUX, fds, 2);
+	} else {
+		nfds = shared_handle_fds(h, fds);
+		reply_send(reply_fd, 0, h, CLUSTER_HANDLE_SHARED, fds, nfds);
+	}
+	m->listening = true;
+	worker_mark_listening(w, h);
+}
+
+static void membership_drop(struct membership *m, bool free_if_unused)
+{
+	struct handle *h = m->handle;
+
+	if (m->rr)
+		rr_member_free(h->rr, m->rr);
+	membership_unlink(m);
+	free(m);
+	if (free_if_unused && !h->members)
+		handle_free(h);
+}
+
+void handle_close_by_worker(struct cluster_worker *w, uint32_t handle_id)
+{
+	struct handle *h = handle_find_id(w->cluster, handle_id);
+	struct membership *m = h ? membership_find(w, h) : NULL;
+
+	if (m)
+		membership_drop(m, true);
+}
+
+bool handle_path_is_live(struct cluster *c, const char *path)
+{
+	struct handle *h;
+
+	for (h = c->handles; h; h = h->next) {
+		const struct sockaddr_un *sun =
+			(const struct sockaddr_un *)&h->addr;
+
+		if (h->domain == AF_UNIX &&
+		    strncmp(sun->sun_path, path, sizeof(sun->sun_path)) == 0)
+			return true;
+	}
+	return false;
+}
+
+void handle_worker_stop_routing(struct cluster_worker *w)
+{
+	struct membership *m;
+
+	for (m = w->memberships; m; m = m->next_in_worker)
+		if (m->rr)
+			rr_member_stop(m->handle->rr, m->rr);
+}
+
+void handle_worker_gone(struct cluster_worker *w)
+{
+	while (w->memberships)
+		membership_drop(w->memberships, false);
+	free(w->indexes);
+	w->indexes = NULL;
+}
+
+void handle_free_all(struct cluster *c)
+{
+	while (c->handles) {
+		struct handle *h = c->handles;
+
+		while (h->members) {
+			struct membership *m = h->members;
+
+			if (m->rr)
+				rr_member_free(h->rr, m->rr);
+			membership_unlink(m);
+			free(m);
+		}
+		handle_free(h);
+	}
+}

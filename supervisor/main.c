@@ -1,0 +1,175 @@
+/*
+ * cluster-run: a thin command line over the cluster library.
+ *
+ *   cluster-run -n 8 -- ./legacy-server --port 8080
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli_options.h"
+#include "cluster.h"
+#include "pool.h"
+#include "shim_locate.h"
+
+static void die(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "cluster-run: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+/* ---- one line on stderr per lifecycle event ---- */
+
+static void log_worker(const struct cluster_event *ev, const char *what)
+{
+	fprintf(stderr, "cluster-run: worker %u (pid %d) %s\n",
+		worker_id(ev->worker), (int)worker_pid(ev->worker), what);
+}
+
+static void on_event(struct cluster *c, const struct cluster_event *ev,
+		     void *arg)
+{
+	char line[256];
+
+	switch (ev->type) {
+	case CLUSTER_EV_FORK:
+		log_worker(ev, "forked");
+		break;
+	case CLUSTER_EV_ONLINE:
+		log_worker(ev, "online");
+		break;
+	case CLUSTER_EV_LISTENING:
+		snprintf(line, sizeof(line), "listening on %s (%s)",
+			 ev->address, ev->policy);
+		log_worker(ev, line);
+		break;
+	case CLUSTER_EV_DISCONNECT:
+		log_worker(ev, "disconnect");
+		break;
+	case CLUSTER_EV_BIND_ERROR:
+		snprintf(line, sizeof(line), "cannot bind %s: %s", ev->address,
+			 strerror(ev->error));
+		log_worker(ev, line);
+		break;
+	case CLUSTER_EV_EXIT:
+		if (ev->term_signal)
+			snprintf(line, sizeof(line), "killed by signal %d (%s)",
+				 ev->term_signal, strsignal(ev->term_signal));
+		else
+			snprintf(line, sizeof(line), "exited with code %d",
+				 ev->exit_code);
+		log_worker(ev, line);
+		break;
+	default:
+		break;
+	}
+}
+
+static void subscribe_log(struct cluster *c)
+{
+	int t;
+
+	for (t = 0; t < CLUSTER_EV_COUNT; t++)
+		cluster_on(c, (enum cluster_event_type)t, on_event, NULL);
+}
+
+/* ---- signals ---- */
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct pool *p = arg;
+
+	if (pool_stopping(p)) {
+		if (sig == SIGINT) {
+			fprintf(stderr, "cluster-run: second SIGINT: killing "
+				"every worker now\n");
+			pool_kill_now(p);
+		}
+		return;
+	}
+	fprintf(stderr, "cluster-run: %s: stopping every worker\n",
+		strsignal((int)sig));
+	pool_stop(p, 0);
+}
+
+/* Each worker costs fds (channel, faux handles): use what the hard limit allows. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int run(const struct cli_options *o, const char *shim)
+{
+	struct cluster_settings settings = {
+		.argv = o->command,
+		.sched = o->sched,
+		.shim_path = shim,
+		.kill_timeout_ms = o->kill_timeout_ms,
+	};
+	struct event_base *base = event_base_new();
+	struct cluster *c;
+	struct pool *p;
+	struct event *sigint_ev, *sigterm_ev;
+	int code;
+
+	if (!base || !(c = cluster_new(base, &settings)))
+		die("cannot set up the event loop: %s", strerror(errno));
+	raise_fd_limit(); /* after cluster_new: workers keep the old limit */
+	subscribe_log(c);
+	p = pool_new(base, c, o->workers);
+	if (!p)
+		die("out of memory%s", "");
+	sigint_ev = evsignal_new(base, SIGINT, on_stop_signal, p);
+	sigterm_ev = evsignal_new(base, SIGTERM, on_stop_signal, p);
+	evsignal_add(sigint_ev, NULL);
+	evsignal_add(sigterm_ev, NULL);
+	if (pool_start(p) < 0)
+		code = 1;
+	else {
+		event_base_dispatch(base);
+		code = pool_exit_code(p);
+	}
+	event_free(sigint_ev);
+	event_free(sigterm_ev);
+	pool_free(p);
+	cluster_free(c);
+	event_base_free(base);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_options o;
+	char err[512], shim[PATH_MAX];
+
+	if (cli_parse(argc, argv, getenv("CLUSTER_SCHED_POLICY"), &o, err,
+		      sizeof(err)) < 0)
+		die("%s", err);
+	if (o.help) {
+		fputs(cli_usage, stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("cluster-run %s\n", CLUSTER_RUN_VERSION);
+		return 0;
+	}
+	if (cli_check_command(o.command[0], err, sizeof(err)) < 0)
+		die("%s", err);
+	if (shim_locate(shim, sizeof(shim)) < 0)
+		die("cannot find libcluster_shim.so beside cluster-run or in %s; "
+		    "set CLUSTER_SHIM_PATH", SHIM_INSTALL_PATH);
+	signal(SIGPIPE, SIG_IGN);
+	return run(&o, shim);
+}

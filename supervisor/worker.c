@@ -1,0 +1,194 @@
+/*
+ * worker.c - one worker's life (Node's Worker): states, the graceful
+ * disconnect, kill, and the end of the process.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster_internal.h"
+
+static const char *const state_names[] = {
+	[WORKER_NONE] = "none",
+	[WORKER_ONLINE] = "online",
+	[WORKER_LISTENING] = "listening",
+	[WORKER_DISCONNECTING] = "disconnecting",
+	[WORKER_DISCONNECTED] = "disconnected",
+	[WORKER_DEAD] = "dead",
+};
+
+const char *worker_state_name(enum worker_state state)
+{
+	return state <= WORKER_DEAD ? state_names[state] : "?";
+}
+
+static void worker_emit(struct cluster_worker *w, enum cluster_event_type t)
+{
+	struct cluster_event ev = { .type = t, .worker = w };
+
+	cluster_emit(w->cluster, &ev);
+}
+
+void worker_mark_online(struct cluster_worker *w)
+{
+	if (w->state != WORKER_NONE)
+		return;
+	w->state = WORKER_ONLINE;
+	worker_emit(w, CLUSTER_EV_ONLINE);
+}
+
+void worker_mark_listening(struct cluster_worker *w, struct handle *h)
+{
+	struct cluster_event ev = {
+		.type = CLUSTER_EV_LISTENING,
+		.worker = w,
+		.address = h->text,
+		.policy = handle_policy_name(h),
+	};
+
+	if (w->state < WORKER_LISTENING)
+		w->state = WORKER_LISTENING;
+	cluster_emit(w->cluster, &ev);
+}
+
+static void worker_set_disconnected(struct cluster_worker *w)
+{
+	bool was_connected = w->connected;
+
+	worker_channel_stop(w);
+	if (w->state < WORKER_DISCONNECTED)
+		w->state = WORKER_DISCONNECTED;
+	if (was_connected)
+		worker_emit(w, CLUSTER_EV_DISCONNECT);
+}
+
+void worker_channel_lost(struct cluster_worker *w)
+{
+	handle_worker_stop_routing(w);
+	worker_set_disconnected(w);
+}
+
+static void worker_on_kill_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster_worker *w = arg;
+
+	cluster_logf(w->cluster, "worker %u (pid %d) did not exit within %d ms; "
+		     "sending SIGKILL", w->id, (int)w->pid,
+		     w->cluster->settings.kill_timeout_ms);
+	kill(-w->pid, SIGKILL);
+	kill(w->pid, SIGKILL);
+}
+
+static void worker_arm_kill_timer(struct cluster_worker *w)
+{
+	int ms = w->cluster->settings.kill_timeout_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (!w->kill_timer)
+		w->kill_timer = evtimer_new(w->cluster->base,
+					    worker_on_kill_timeout, w);
+	if (w->kill_timer)
+		evtimer_add(w->kill_timer, &tv);
+}
+
+int worker_disconnect(struct cluster_worker *w)
+{
+	if (w->state == WORKER_DEAD) {
+		errno = ESRCH;
+		return -1;
+	}
+	if (w->state == WORKER_DISCONNECTING)
+		return 0;
+	w->exited_after_disconnect = true;
+	handle_worker_stop_routing(w);
+	if (w->state < WORKER_DISCONNECTING)
+		w->state = WORKER_DISCONNECTING;
+	if (w->connected)
+		worker_emit(w, CLUSTER_EV_DISCONNECT);
+	/* the channel stays open: the worker's children may still ask */
+	w->connected = false;
+	kill(w->pid, w->cluster->settings.graceful_signal);
+	worker_arm_kill_timer(w);
+	return 0;
+}
+
+int worker_kill(struct cluster_worker *w, int sig)
+{
+	if (w->state == WORKER_DEAD) {
+		errno = ESRCH;
+		return -1;
+	}
+	w->exited_after_disconnect = true;
+	handle_worker_stop_routing(w);
+	return kill(w->pid, sig);
+}
+
+void worker_reap(struct cluster_worker *w, int status)
+{
+	struct cluster_event ev = { .type = CLUSTER_EV_EXIT, .worker = w };
+	struct cluster *c = w->cluster;
+
+	/* What its process group still holds (a pre-fork pool's children)
+	 * goes with it: nothing keeps serving for a worker that is gone. */
+	kill(-w->pid, SIGKILL);
+	handle_worker_gone(w);
+	worker_set_disconnected(w);
+	w->state = WORKER_DEAD;
+	if (w->kill_timer) {
+		event_free(w->kill_timer);
+		w->kill_timer = NULL;
+	}
+	ev.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	ev.term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	cluster_emit(c, &ev);
+	cluster_worker_unlink(c, w);
+	free(w);
+}
+
+bool worker_is_dead(const struct cluster_worker *w)
+{
+	return w->state == WORKER_DEAD;
+}
+
+bool worker_is_connected(const struct cluster_worker *w)
+{
+	return w->connected;
+}
+
+bool worker_exited_after_disconnect(const struct cluster_worker *w)
+{
+	return w->exited_after_disconnect;
+}
+
+unsigned worker_id(const struct cluster_worker *w)
+{
+	return w->id;
+}
+
+pid_t worker_pid(const struct cluster_worker *w)
+{
+	return w->pid;
+}
+
+enum worker_state worker_state(const struct cluster_worker *w)
+{
+	return w->state;
+}
+
+unsigned long worker_handed_connections(const struct cluster_worker *w)
+{
+	return w->handed;
+}
+
+void worker_set_data(struct cluster_worker *w, void *data)
+{
+	w->data = data;
+}
+
+void *worker_data(const struct cluster_worker *w)
+{
+	return w->data;
+}

@@ -1,0 +1,205 @@
+/*
+ * worker_spawn.c - fork and exec one worker: the shim appended to
+ * LD_PRELOAD, its id and channel in the environment, a process group of its
+ * own (so a stop reaches the children it forks, and the terminal's ^C reaches
+ * only cluster-run), and a parent-death signal so no worker outlives us.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster_internal.h"
+
+extern char **environ;
+
+static bool is_our_variable(const char *entry)
+{
+	static const char *const names[] = {
+		"LD_PRELOAD=", CLUSTER_ENV_WORKER_ID "=",
+		CLUSTER_ENV_CHANNEL_FD "=", CLUSTER_ENV_WORKER_PID "=",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strncmp(entry, names[i], strlen(names[i])) == 0)
+			return true;
+	return false;
+}
+
+/* The worker's environment: environ without our variables, plus ours.
+ * Built before fork() so that the child only execs. */
+#define OUR_VARS 4
+#define PID_DIGITS 12
+
+struct worker_env {
+	char **env;
+	char *ours[OUR_VARS]; /* the last is CLUSTER_WORKER_PID, filled in by
+				 the child, which alone knows its pid */
+};
+
+static char *preload_value(const char *shim)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char *v;
+
+	if (asprintf(&v, "LD_PRELOAD=%s%s%s", old && *old ? old : "",
+		     old && *old ? ":" : "", shim) < 0)
+		return NULL;
+	return v;
+}
+
+static void worker_env_free(struct worker_env *we)
+{
+	int i;
+
+	for (i = 0; i < OUR_VARS; i++)
+		free(we->ours[i]);
+	free(we->env);
+}
+
+/* In the child, after fork(): no allocation, just digits into the slot. */
+static void worker_env_set_pid(struct worker_env *we, pid_t pid)
+{
+	char *p = we->ours[OUR_VARS - 1] + sizeof(CLUSTER_ENV_WORKER_PID);
+	char digits[PID_DIGITS];
+	int n = 0;
+
+	do
+		digits[n++] = (char)('0' + pid % 10);
+	while ((pid /= 10) > 0 && n < PID_DIGITS);
+	while (n > 0)
+		*p++ = digits[--n];
+	*p = '\0';
+}
+
+static int worker_env_build(struct worker_env *we, struct cluster *c,
+			    unsigned id, int fd)
+{
+	size_t n = 0, k = 0, i;
+
+	memset(we, 0, sizeof(*we));
+	while (environ[n])
+		n++;
+	we->env = calloc(n + OUR_VARS + 1, sizeof(*we->env));
+	we->ours[0] = preload_value(c->settings.shim_path);
+	if (asprintf(&we->ours[1], "%s=%u", CLUSTER_ENV_WORKER_ID, id) < 0)
+		we->ours[1] = NULL;
+	if (asprintf(&we->ours[2], "%s=%d", CLUSTER_ENV_CHANNEL_FD, fd) < 0)
+		we->ours[2] = NULL;
+	if (asprintf(&we->ours[3], "%s=%*s", CLUSTER_ENV_WORKER_PID,
+		     PID_DIGITS, "") < 0)
+		we->ours[3] = NULL;
+	if (!we->env || !we->ours[0] || !we->ours[1] || !we->ours[2] ||
+	    !we->ours[3]) {
+		worker_env_free(we);
+		errno = ENOMEM;
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (!is_our_variable(environ[i]))
+			we->env[k++] = environ[i];
+	for (i = 0; i < OUR_VARS; i++)
+		we->env[k++] = we->ours[i];
+	return 0;
+}
+
+static void reset_signals(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int sig;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* In the child: never returns. */
+static void exec_worker(struct cluster *c, pid_t parent, int channel,
+			struct worker_env *we, int err_pipe)
+{
+	int err;
+
+	reset_signals();
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent) /* the supervisor died before prctl */
+		_exit(127);
+	/* The one fd the worker inherits, at the number its environment
+	 * names, open across exec (dup2 clears close-on-exec). */
+	if (channel != c->channel_fd_number &&
+	    dup2(channel, c->channel_fd_number) < 0)
+		_exit(127);
+	if (channel == c->channel_fd_number)
+		fcntl(channel, F_SETFD, 0);
+	setrlimit(RLIMIT_NOFILE, &c->worker_nofile);
+	worker_env_set_pid(we, getpid());
+	execvpe(c->settings.argv[0], c->settings.argv, we->env);
+	err = errno;
+	(void)!write(err_pipe, &err, sizeof(err));
+	_exit(127);
+}
+
+pid_t worker_spawn(struct cluster *c, unsigned id, int *channel_fd)
+{
+	int sv[2], err_pipe[2], err = 0;
+	pid_t parent = getpid(), pid;
+	struct worker_env we;
+	ssize_t n;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	if (pipe2(err_pipe, O_CLOEXEC) < 0)
+		goto fail_pipe;
+	if (worker_env_build(&we, c, id, c->channel_fd_number) < 0)
+		goto fail_env;
+	pid = fork();
+	if (pid == 0)
+		exec_worker(c, parent, sv[1], &we, err_pipe[1]);
+	worker_env_free(&we);
+	close(err_pipe[1]);
+	close(sv[1]);
+	if (pid < 0) {
+		err = errno;
+		close(err_pipe[0]);
+		close(sv[0]);
+		errno = err;
+		return -1;
+	}
+	/* Blocks only until the child's exec succeeds (EOF) or fails. */
+	do
+		n = read(err_pipe[0], &err, sizeof(err));
+	while (n < 0 && errno == EINTR);
+	close(err_pipe[0]);
+	if (n == sizeof(err)) { /* exec failed: the child has exited */
+		close(sv[0]);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		errno = err;
+		return -1;
+	}
+	*channel_fd = sv[0];
+	return pid;
+
+fail_env:
+	close(err_pipe[0]);
+	close(err_pipe[1]);
+fail_pipe:
+	err = errno;
+	close(sv[0]);
+	close(sv[1]);
+	errno = err;
+	return -1;
+}
