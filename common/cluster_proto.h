@@ -103,12 +103,18 @@ struct cluster_msg_is_handle_path {
 	uint32_t pad;
 };
 
+/* reply flags */
+#define CLUSTER_REPLY_SUPERVISOR_ACCEPTS 0x1 /* rr: the supervisor owns the
+	listener's O_NONBLOCK (the first worker's socket is that listener) */
+
 struct cluster_msg_reply {
 	struct cluster_msg_header hdr;
 	int32_t error;     /* 0 or an errno value for the libc call to return */
 	uint32_t handle_id;
 	uint32_t kind;     /* enum cluster_handle_kind of the attached fd */
 	uint32_t nfds;     /* fds attached: 0, 1 (listener/faux) or 2 (faux + real listener) */
+	uint32_t flags;    /* CLUSTER_REPLY_* */
+	uint32_t pad;
 	struct cluster_sockaddr bound; /* the address the handle really has */
 };
 

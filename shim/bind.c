@@ -5,6 +5,7 @@
  * option the server set before bind() holds on the listener.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,8 +82,9 @@ static int remember_handle(int fd, unsigned slot,
 	h->protocol = q->protocol;
 	h->requested = q->addr;
 	h->bound = reply->bound;
+	h->supervisor_accepts = reply->flags & CLUSTER_REPLY_SUPERVISOR_ACCEPTS;
 	if (reply->kind == CLUSTER_HANDLE_SHARED && nfds == 1) {
-		if (shim_install_fd(fds[0], fd) < 0) {
+		if (shim_install_fd(fds[0], fd, h->server_nonblock) < 0) {
 			int saved = errno;
 
 			real_close(fds[0]);
@@ -107,6 +109,9 @@ static int bind_via_supervisor(int fd, const struct sockaddr *addr,
 	slot = shim_handle_alloc();
 	if (slot < 0)
 		return real_bind(fd, addr, len); /* out of slots: unclustered */
+	/* Before the supervisor can touch the file's flags. */
+	shim_handle_get((unsigned)slot)->server_nonblock =
+		real_fcntl(fd, F_GETFL, NULL) & O_NONBLOCK;
 	cluster_msg_init(&q, CLUSTER_MSG_QUERY_SERVER);
 	q.domain = addr->sa_family;
 	q.type = type;

@@ -89,20 +89,20 @@ int shim_move_fd_high(int fd, bool cloexec)
 	return fd;
 }
 
-int shim_install_fd(int newfd, int fd)
+int shim_install_fd(int newfd, int fd, bool nonblock)
 {
-	int fl = real_fcntl(fd, F_GETFL, NULL);
 	int fdfl = real_fcntl(fd, F_GETFD, NULL);
-	int nfl;
+	int fl;
 
-	if (fl < 0 || fdfl < 0)
+	if (fdfl < 0)
 		return -1;
 	if (real_dup3(newfd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
 		return -1;
 	real_close(newfd);
-	nfl = real_fcntl(fd, F_GETFL, NULL);
-	if (nfl >= 0 && ((nfl ^ fl) & O_NONBLOCK))
+	fl = real_fcntl(fd, F_GETFL, NULL);
+	if (fl >= 0 && !!(fl & O_NONBLOCK) != nonblock)
 		real_fcntl(fd, F_SETFL,
-			   (void *)(long)((nfl & ~O_NONBLOCK) | (fl & O_NONBLOCK)));
+			   (void *)(long)(nonblock ? fl | O_NONBLOCK
+						   : fl & ~O_NONBLOCK));
 	return 0;
 }

@@ -27,7 +27,7 @@ static int install_listener(int fd, unsigned slot,
 		errno = EPROTO;
 		return -1;
 	}
-	if (shim_install_fd(fds[0], fd) < 0)
+	if (shim_install_fd(fds[0], fd, h->server_nonblock) < 0)
 		return -1;
 	if (kind == SHIM_FD_FAUX)
 		h->shadow_fd = shim_move_fd_high(fds[1], true);

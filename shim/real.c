@@ -62,20 +62,24 @@ REAL_FN(int, dup, (int fd), (fd))
 REAL_FN(int, dup2, (int fd, int fd2), (fd, fd2))
 REAL_FN(int, dup3, (int fd, int fd2, int flags), (fd, fd2, flags))
 
-/* fcntl is variadic in libc: call it through a variadic pointer. */
-int real_fcntl(int fd, int cmd, void *arg)
-{
-	static int (*fn)(int, int, ...);
-	int (*f)(int, int, ...) = __atomic_load_n(&fn, __ATOMIC_RELAXED);
-
-	if (!f) {
-		f = (int (*)(int, int, ...))dlsym(RTLD_NEXT, "fcntl");
-		if (!f)
-			real_missing("fcntl");
-		__atomic_store_n(&fn, f, __ATOMIC_RELAXED);
+/* fcntl and ioctl are variadic in libc: called through variadic pointers. */
+#define REAL_VARIADIC_FN(name, type2)                                       \
+	int real_##name(int fd, type2 cmd, void *arg)                       \
+	{                                                                   \
+		static int (*fn)(int, type2, ...);                          \
+		int (*f)(int, type2, ...) =                                 \
+			__atomic_load_n(&fn, __ATOMIC_RELAXED);             \
+		if (!f) {                                                   \
+			f = (int (*)(int, type2, ...))dlsym(RTLD_NEXT, #name); \
+			if (!f)                                             \
+				real_missing(#name);                        \
+			__atomic_store_n(&fn, f, __ATOMIC_RELAXED);         \
+		}                                                           \
+		return f(fd, cmd, arg);                                     \
 	}
-	return f(fd, cmd, arg);
-}
+
+REAL_VARIADIC_FN(fcntl, int)
+REAL_VARIADIC_FN(ioctl, unsigned long)
 REAL_FN(int, unlink, (const char *path), (path))
 REAL_FN(int, unlinkat, (int dirfd, const char *path, int flags),
 	(dirfd, path, flags))

@@ -25,6 +25,7 @@ int real_dup(int fd);
 int real_dup2(int fd, int fd2);
 int real_dup3(int fd, int fd2, int flags);
 int real_fcntl(int fd, int cmd, void *arg);
+int real_ioctl(int fd, unsigned long request, void *arg);
 int real_unlink(const char *path);
 int real_unlinkat(int dirfd, const char *path, int flags);
 

@@ -43,6 +43,11 @@ struct shim_handle {
 	int shadow_fd;           /* rr: a copy of the real listener, for
 				    get/setsockopt on the faux fd; else -1 */
 	int refs;                /* atomic: fds of this process on it */
+	/* The server's own O_NONBLOCK for this listener, as of bind() and
+	 * every F_SETFL/FIONBIO since.  In rr the first worker's socket *is*
+	 * the supervisor's non-blocking listener, so the file cannot tell. */
+	bool server_nonblock;
+	bool supervisor_accepts; /* rr: pending fd's file flags are not ours */
 };
 
 struct shim_handle *shim_handle_get(unsigned slot);
@@ -98,7 +103,15 @@ void shim_channel_vacate(int fd2);
 /* Moves fd to a high number out of the server's way. */
 int shim_move_fd_high(int fd, bool cloexec);
 
-/* Makes newfd take fd's place with fd's O_NONBLOCK and FD_CLOEXEC. */
-int shim_install_fd(int newfd, int fd);
+/* Makes newfd take fd's place with fd's FD_CLOEXEC and the given
+ * O_NONBLOCK. */
+int shim_install_fd(int newfd, int fd, bool nonblock);
+
+/* fcntl(F_SETFL) or ioctl(FIONBIO) on a listener still waiting for listen():
+ * records the server's wish; returns true when the real call must be
+ * skipped because the file belongs to the supervisor's accept loop. */
+bool shim_pending_set_nonblock(int fd, bool nonblock);
+/* F_GETFL on such an fd: the flags with the server's own O_NONBLOCK. */
+int shim_pending_getfl(int fd, int real_flags);
 
 #endif

@@ -26,6 +26,8 @@ int reply_send(int reply_fd, int error, const struct handle *h,
 	reply.kind = kind;
 	reply.nfds = (uint32_t)nfds;
 	if (h) {
+		if (h->rr)
+			reply.flags |= CLUSTER_REPLY_SUPERVISOR_ACCEPTS;
 		reply.handle_id = h->id;
 		reply.bound.len = h->addrlen;
 		memcpy(&reply.bound.ss, &h->addr, h->addrlen);
