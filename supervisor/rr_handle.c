@@ -123,10 +123,13 @@ static bool rr_member_has_credit(struct rr_sched_entry *e, void *ctx)
 	return m->outstanding < rr_window(rr);
 }
 
-static struct rr_member *rr_pick(struct rr_handle *rr)
+/* Whose turn it is, without using the turn up: only a connection handed
+ * over does that (rr_send), so an accept that finds nothing costs no one
+ * their turn. */
+static struct rr_member *rr_next(struct rr_handle *rr)
 {
 	struct rr_sched_entry *e =
-		rr_scheduler_pick(&rr->sched, rr_member_has_credit, rr);
+		rr_scheduler_peek(&rr->sched, rr_member_has_credit, rr);
 
 	return e ? member_of(e) : NULL;
 }
@@ -167,6 +170,7 @@ static bool rr_send(struct rr_handle *rr, struct rr_member *m,
 		return false;
 	}
 	close(c->fd);
+	rr_scheduler_take(&rr->sched, &m->sched);
 	m->outstanding++;
 	m->worker->handed++;
 	rr->h->cluster->handed++;
@@ -178,7 +182,7 @@ static bool rr_handoff(struct rr_handle *rr, struct rr_conn *c)
 {
 	struct rr_member *m;
 
-	while ((m = rr_pick(rr)) != NULL)
+	while ((m = rr_next(rr)) != NULL)
 		if (rr_send(rr, m, c))
 			return true;
 	return false;
@@ -265,7 +269,7 @@ static void rr_on_acceptable(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < RR_ACCEPT_BURST; i++) {
 		/* Pick before accepting: when nobody can take a connection,
 		 * it stays in the kernel backlog. */
-		if (!rr_flush_pending(rr) || (m = rr_pick(rr)) == NULL) {
+		if (!rr_flush_pending(rr) || (m = rr_next(rr)) == NULL) {
 			rr_stop_accepting(rr, RR_RETRY_USEC);
 			return;
 		}

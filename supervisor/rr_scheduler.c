@@ -50,7 +50,7 @@ void rr_scheduler_remove(struct rr_scheduler *s, struct rr_sched_entry *e)
 		s->cursor = 0;
 }
 
-struct rr_sched_entry *rr_scheduler_pick(struct rr_scheduler *s,
+struct rr_sched_entry *rr_scheduler_peek(struct rr_scheduler *s,
 					 rr_has_credit_fn has_credit,
 					 void *ctx)
 {
@@ -58,10 +58,25 @@ struct rr_sched_entry *rr_scheduler_pick(struct rr_scheduler *s,
 
 	for (n = 0; n < s->count; n++) {
 		i = (s->cursor + n) % s->count;
-		if (has_credit(s->entries[i], ctx)) {
-			s->cursor = (i + 1) % s->count;
+		if (has_credit(s->entries[i], ctx))
 			return s->entries[i];
-		}
 	}
 	return NULL;
+}
+
+void rr_scheduler_take(struct rr_scheduler *s, struct rr_sched_entry *e)
+{
+	if (rr_scheduler_contains(s, e))
+		s->cursor = (e->index + 1) % s->count;
+}
+
+struct rr_sched_entry *rr_scheduler_pick(struct rr_scheduler *s,
+					 rr_has_credit_fn has_credit,
+					 void *ctx)
+{
+	struct rr_sched_entry *e = rr_scheduler_peek(s, has_credit, ctx);
+
+	if (e)
+		rr_scheduler_take(s, e);
+	return e;
 }

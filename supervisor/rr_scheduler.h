@@ -28,7 +28,14 @@ int rr_scheduler_add(struct rr_scheduler *s, struct rr_sched_entry *e);
 void rr_scheduler_remove(struct rr_scheduler *s, struct rr_sched_entry *e);
 bool rr_scheduler_contains(const struct rr_scheduler *s,
 			   const struct rr_sched_entry *e);
-/* The next entry in turn that has credit, or NULL when none has. */
+/* The next entry in turn that has credit, or NULL when none has; the turn
+ * is not used up (see rr_scheduler_take). */
+struct rr_sched_entry *rr_scheduler_peek(struct rr_scheduler *s,
+					 rr_has_credit_fn has_credit,
+					 void *ctx);
+/* e got a connection: the turn moves on past it. */
+void rr_scheduler_take(struct rr_scheduler *s, struct rr_sched_entry *e);
+/* peek + take. */
 struct rr_sched_entry *rr_scheduler_pick(struct rr_scheduler *s,
 					 rr_has_credit_fn has_credit,
 					 void *ctx);
