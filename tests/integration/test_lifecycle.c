@@ -5,11 +5,14 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define WORKERS 3
 #define VICTIM 2                 /* the worker id that gets SIGKILL */
@@ -209,3 +212,58 @@ static void sigkill_replaced(const char *sched)
 
 Test(lifecycle, sigkill_replaced_rr) { sigkill_replaced("rr"); }
 Test(lifecycle, sigkill_replaced_none) { sigkill_replaced("none"); }
+
+/*
+ * cluster-run itself killed with SIGKILL (no chance to clean up): every
+ * worker must still die, through its parent-death signal.  Workers are not
+ * our children, so their end is watched through pidfds (readable once the
+ * process has exited), with a deadline.
+ */
+static bool workers_exit_within(const pid_t *pids, int n, int timeout_ms)
+{
+	struct pollfd p[HX_MAX_WORKERS];
+	int64_t deadline = hx_now_ms() + timeout_ms;
+	int i, left = 0;
+
+	for (i = 0; i < n; i++) {
+		p[i].fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+		p[i].events = POLLIN;
+		left += p[i].fd >= 0; /* ESRCH: already gone */
+	}
+	while (left > 0 && hx_now_ms() < deadline) {
+		if (poll(p, (nfds_t)n, (int)(deadline - hx_now_ms())) <= 0)
+			continue;
+		for (i = 0; i < n; i++)
+			if (p[i].fd >= 0 && (p[i].revents & POLLIN)) {
+				close(p[i].fd);
+				p[i].fd = -1;
+				left--;
+			}
+	}
+	for (i = 0; i < n; i++)
+		if (p[i].fd >= 0)
+			close(p[i].fd);
+	return left == 0;
+}
+
+static void supervisor_killed(const char *sched)
+{
+	struct started s = start_blocking(sched);
+	pid_t pids[WORKERS];
+	int i;
+
+	for (i = 0; i < WORKERS; i++) {
+		pids[i] = hx_worker_pid(s.c, i + 1);
+		hx_assert(s.c, pids[i] > 0, "no pid for worker %d", i + 1);
+	}
+	hx_assert(s.c, kill(s.c->pid, SIGKILL) == 0, "kill: %s",
+		  strerror(errno));
+	hx_assert(s.c, hx_wait_exit(s.c, HX_EXIT_MS) != -1,
+		  "cluster-run did not die of SIGKILL");
+	hx_assert(s.c, workers_exit_within(pids, WORKERS, HX_EXIT_MS),
+		  "a worker outlived cluster-run killed with SIGKILL");
+	hx_free(s.c);
+}
+
+Test(lifecycle, supervisor_sigkill_takes_workers_rr) { supervisor_killed("rr"); }
+Test(lifecycle, supervisor_sigkill_takes_workers_none) { supervisor_killed("none"); }
