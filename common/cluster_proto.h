@@ -44,7 +44,7 @@ enum cluster_msg_type {
 	CLUSTER_MSG_QUERY_SERVER, /* w->s  bind(): fds [reply, server socket]  */
 	CLUSTER_MSG_LISTEN,       /* w->s  listen(): fds [reply]               */
 	CLUSTER_MSG_CLOSE,        /* w->s  worker let go of a handle           */
-	CLUSTER_MSG_IS_HANDLE_PATH, /* w->s unlink() of a socket path: fds [reply] */
+	CLUSTER_MSG_UNLINK_PATH,  /* w->s unlink() of a socket path: fds [reply] */
 	CLUSTER_MSG_REPLY,        /* s->w  answer on a reply socket, fd opt.   */
 	CLUSTER_MSG_NEWCONN,      /* s->w  accepted connection on a faux handle */
 	CLUSTER_MSG_TYPE_MAX
@@ -97,7 +97,11 @@ struct cluster_msg_close {
 	uint32_t pad;
 };
 
-struct cluster_msg_is_handle_path {
+/* "Remove this unix socket path unless it is a live listener."  Done by the
+ * supervisor, which binds those paths, so that the check and the unlink are
+ * one step: a worker's unlink() can never remove a path that another
+ * worker's bind() has just created. */
+struct cluster_msg_unlink_path {
 	struct cluster_msg_header hdr;
 	char path[108]; /* sizeof(sun_path); NUL-terminated */
 	uint32_t pad;

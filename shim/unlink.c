@@ -1,8 +1,10 @@
 /*
  * unlink() of a unix socket path: servers remove a stale socket file before
  * bind().  When the path belongs to a live cluster listener (bound by the
- * supervisor for an earlier worker), removing it would cut every worker off,
- * so the shim reports success and leaves it.
+ * supervisor for an earlier worker), removing it would cut every worker off.
+ * The supervisor, which binds those paths, decides and unlinks in one step
+ * (a check here followed by a real unlink() could remove a path another
+ * worker's bind() created in between).  A live path is reported removed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,46 +16,68 @@
 #include "real.h"
 #include "shim.h"
 
-static bool is_live_handle_path(const char *path)
+/* 0 or an errno when the supervisor handled it; -1 when it could not. */
+static int unlink_via_supervisor(const char *path)
 {
-	struct cluster_msg_is_handle_path msg;
+	struct cluster_msg_unlink_path msg;
 	struct cluster_msg_reply reply;
 	int fds[CLUSTER_MSG_RECV_FDS], nfds, i, saved = errno;
-	struct stat st;
 	char cwd[sizeof(msg.path)];
-	bool live;
 
-	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		goto no;
-	cluster_msg_init(&msg, CLUSTER_MSG_IS_HANDLE_PATH);
-	if (path[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+	cluster_msg_init(&msg, CLUSTER_MSG_UNLINK_PATH);
+	if (path[0] == '/' || !getcwd(cwd, sizeof(cwd)) ||
+	    (size_t)snprintf(msg.path, sizeof(msg.path), "%s/%s", cwd,
+			     path) >= sizeof(msg.path))
 		snprintf(msg.path, sizeof(msg.path), "%s", path);
-	else if ((size_t)snprintf(msg.path, sizeof(msg.path), "%s/%s", cwd,
-				  path) >= sizeof(msg.path))
-		snprintf(msg.path, sizeof(msg.path), "%s", path);
-	if (shim_channel_request(&msg, -1, &reply, fds, &nfds) < 0)
-		goto no;
+	if (shim_channel_request(&msg, -1, &reply, fds, &nfds) < 0) {
+		errno = saved;
+		return -1;
+	}
 	for (i = 0; i < nfds; i++)
 		real_close(fds[i]);
-	live = reply.error == 0;
 	errno = saved;
-	return live;
-no:
-	errno = saved;
-	return false;
+	return reply.error;
+}
+
+/* The socket case, or -2 when the path is no socket (the caller goes on). */
+static int unlink_socket_path(const char *path)
+{
+	struct stat st;
+	int err;
+
+	if (lstat(path, &st) < 0) {
+		/* Nothing there: say so without a real unlink(), which could
+		 * race with a bind() that creates it right now. */
+		return errno == ENOENT ? (errno = ENOENT, -1) : -2;
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return -2;
+	err = unlink_via_supervisor(path);
+	if (err < 0)
+		return -2;
+	if (err > 0) {
+		errno = err;
+		return -1;
+	}
+	return 0;
 }
 
 int unlink(const char *path)
 {
-	if (shim_active() && is_live_handle_path(path))
-		return 0;
+	int rc;
+
+	if (shim_active() && (rc = unlink_socket_path(path)) != -2)
+		return rc;
 	return real_unlink(path);
 }
 
 int unlinkat(int dirfd, const char *path, int flags)
 {
+	int rc;
+
 	if (shim_active() && flags == 0 &&
-	    (dirfd == AT_FDCWD || path[0] == '/') && is_live_handle_path(path))
-		return 0;
+	    (dirfd == AT_FDCWD || path[0] == '/') &&
+	    (rc = unlink_socket_path(path)) != -2)
+		return rc;
 	return real_unlinkat(dirfd, path, flags);
 }

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cluster_internal.h"
@@ -46,14 +47,26 @@ static void close_fds(const int *fds, int nfds)
 		close(fds[i]);
 }
 
-static void answer_is_handle_path(struct cluster_worker *w,
-				  struct cluster_msg_is_handle_path *msg,
-				  int reply_fd)
+/* A live listener's path is left alone (and the worker told it is gone);
+ * anything else that is a socket is removed, as the worker asked.  Only
+ * sockets: the supervisor does this with its own rights, not the worker's. */
+static void answer_unlink_path(struct cluster_worker *w,
+			       struct cluster_msg_unlink_path *msg,
+			       int reply_fd)
 {
+	struct stat st;
+	int err = 0;
+
 	msg->path[sizeof(msg->path) - 1] = '\0';
-	reply_send(reply_fd,
-		   handle_path_is_live(w->cluster, msg->path) ? 0 : ENOENT,
-		   NULL, CLUSTER_HANDLE_PENDING, NULL, 0);
+	if (handle_path_is_live(w->cluster, msg->path))
+		err = 0;
+	else if (lstat(msg->path, &st) < 0)
+		err = errno;
+	else if (!S_ISSOCK(st.st_mode))
+		err = EPERM;
+	else if (unlink(msg->path) < 0)
+		err = errno;
+	reply_send(reply_fd, err, NULL, CLUSTER_HANDLE_PENDING, NULL, 0);
 }
 
 /* fds[] has been checked against the message type by the validator. */
@@ -74,8 +87,8 @@ static void dispatch(struct cluster_worker *w, void *buf, int *fds, int nfds)
 	case CLUSTER_MSG_CLOSE:
 		handle_close_by_worker(w, ((struct cluster_msg_close *)buf)->handle_id);
 		return;
-	case CLUSTER_MSG_IS_HANDLE_PATH:
-		answer_is_handle_path(w, buf, fds[0]);
+	case CLUSTER_MSG_UNLINK_PATH:
+		answer_unlink_path(w, buf, fds[0]);
 		return;
 	}
 	/* replies and newconn only ever flow to workers */
