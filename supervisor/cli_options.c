@@ -19,9 +19,11 @@ const char cli_usage[] =
 	"\n"
 	"Options:\n"
 	"  -n, --workers N         number of workers (default: usable CPUs)\n"
-	"      --sched rr|none     rr: cluster-run accepts and deals connections\n"
+	"      --sched POLICY      rr: cluster-run accepts and deals connections\n"
 	"                          round robin (default); none: every worker\n"
-	"                          accepts on the shared socket, the kernel picks.\n"
+	"                          accepts on the shared socket, the kernel picks;\n"
+	"                          reuseport: one SO_REUSEPORT socket per worker\n"
+	"                          slot, kept across restarts, the kernel hashes.\n"
 	"                          Also set by CLUSTER_SCHED_POLICY.\n"
 	"      --kill-timeout SEC  at stop, SIGKILL workers still alive after\n"
 	"                          SEC seconds (default 30)\n"
@@ -55,6 +57,8 @@ static int parse_sched(const char *text, enum cluster_sched *sched)
 		*sched = CLUSTER_SCHED_RR;
 	else if (strcmp(text, "none") == 0)
 		*sched = CLUSTER_SCHED_NONE;
+	else if (strcmp(text, "reuseport") == 0)
+		*sched = CLUSTER_SCHED_REUSEPORT;
 	else
 		return -1;
 	return 0;
@@ -103,7 +107,7 @@ static int parse_one(int opt, const char *arg, const char *bad,
 	case OPT_SCHED:
 		if (parse_sched(arg, &o->sched) < 0) {
 			snprintf(err, errlen, "unknown scheduling policy '%s': "
-				 "use --sched rr or --sched none", arg);
+				 "use --sched rr, none or reuseport", arg);
 			return -1;
 		}
 		return 0;
@@ -139,7 +143,8 @@ int cli_parse(int argc, char **argv, const char *env_sched,
 	o->kill_timeout_ms = 30000;
 	if (env_sched && *env_sched && parse_sched(env_sched, &o->sched) < 0) {
 		snprintf(err, errlen, "unknown scheduling policy '%s' in "
-			 "CLUSTER_SCHED_POLICY: use rr or none", env_sched);
+			 "CLUSTER_SCHED_POLICY: use rr, none or reuseport",
+			 env_sched);
 		return -1;
 	}
 	optind = 1;

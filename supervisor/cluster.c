@@ -19,7 +19,14 @@
 
 const char *cluster_sched_name(enum cluster_sched sched)
 {
-	return sched == CLUSTER_SCHED_NONE ? "none" : "rr";
+	switch (sched) {
+	case CLUSTER_SCHED_NONE:
+		return "none";
+	case CLUSTER_SCHED_REUSEPORT:
+		return "reuseport";
+	default:
+		return "rr";
+	}
 }
 
 enum cluster_sched cluster_sched(const struct cluster *c)

@@ -24,6 +24,10 @@ struct cluster_worker;
 enum cluster_sched {
 	CLUSTER_SCHED_RR,   /* the supervisor accepts and hands out (default) */
 	CLUSTER_SCHED_NONE, /* workers accept on the shared socket */
+	/* one SO_REUSEPORT socket per worker slot, kept by the supervisor:
+	 * the kernel hashes connections, a restarted worker gets its slot's
+	 * socket back with the connections queued in it */
+	CLUSTER_SCHED_REUSEPORT,
 };
 
 enum cluster_event_type {

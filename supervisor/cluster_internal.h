@@ -78,6 +78,9 @@ struct handle {
 	int backlog;
 	bool listening;
 	bool shared;      /* none policy, or datagram: workers get fd itself */
+	bool reuseport;   /* reuseport policy: a socket per worker slot */
+	int *slot_fds;    /* reuseport: by worker id, -1 where none yet */
+	unsigned nslots;
 	bool owns_path;   /* a unix path we bound: unlinked when freed */
 	struct rr_handle *rr;
 	struct membership *members; /* singly linked via next_in_handle */
@@ -133,6 +136,13 @@ void handle_free_all(struct cluster *c);
 
 /* shared_handle.c: the worker serves from the shared socket itself */
 int shared_handle_fds(struct handle *h, int *fds);
+
+/* reuseport_handle.c: a SO_REUSEPORT socket per worker slot; errno or 0 */
+int reuseport_prepare(int fd);
+int reuseport_adopt(struct handle *h, unsigned slot, int fd);
+int reuseport_join(struct handle *h, unsigned slot, int sock);
+int reuseport_listen(struct handle *h, unsigned slot, int backlog, int *fd);
+void reuseport_free(struct handle *h);
 
 /* rr_handle.c: the supervisor accepts and hands connections out */
 struct rr_handle *rr_handle_new(struct handle *h);

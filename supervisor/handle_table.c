@@ -49,7 +49,8 @@ static struct membership *membership_find(struct cluster_worker *w,
 
 const char *handle_policy_name(const struct handle *h)
 {
-	if (h->type == SOCK_DGRAM)
+	if (h->type == SOCK_DGRAM ||
+	    (cluster_sched(h->cluster) == CLUSTER_SCHED_REUSEPORT && !h->reuseport))
 		return "shared";
 	return cluster_sched_name(cluster_sched(h->cluster));
 }
@@ -67,6 +68,7 @@ static void handle_free(struct handle *h)
 	struct cluster *c = h->cluster;
 
 	rr_handle_free(h->rr);
+	reuseport_free(h);
 	handle_unlink_path(h);
 	close(h->fd);
 	if (h->prev)
@@ -76,6 +78,14 @@ static void handle_free(struct handle *h)
 	if (h->next)
 		h->next->prev = h->prev;
 	free(h);
+}
+
+/* Datagrams are always shared, whatever the policy (as in Node); unix
+ * sockets have no SO_REUSEPORT, so under reuseport they are shared too. */
+static bool uses_reuseport(struct cluster *c, int domain, int type)
+{
+	return cluster_sched(c) == CLUSTER_SCHED_REUSEPORT &&
+	       type != SOCK_DGRAM && domain != AF_UNIX;
 }
 
 /* A new handle around the socket the first worker sent, now bound. */
@@ -109,8 +119,10 @@ static struct handle *handle_new(struct cluster *c, const char *base,
 	if (h->type == SOCK_DGRAM)
 		snprintf(h->text + strlen(h->text),
 			 sizeof(h->text) - strlen(h->text), "/udp");
+	h->reuseport = uses_reuseport(c, q->domain, q->type);
+	/* Workers serve from a real socket except in rr, where we accept. */
 	h->shared = h->type == SOCK_DGRAM ||
-		    cluster_sched(c) == CLUSTER_SCHED_NONE;
+		    cluster_sched(c) != CLUSTER_SCHED_RR;
 	if (!h->shared && !(h->rr = rr_handle_new(h))) {
 		free(h);
 		return NULL;
@@ -156,11 +168,17 @@ static void membership_unlink(struct membership *m)
 		handle_index_release(m->worker->indexes, m->handle->base);
 }
 
-static int bind_errno(int fd, const struct cluster_msg_query_server *q)
+static int bind_errno(struct cluster *c, int fd,
+		      const struct cluster_msg_query_server *q)
 {
+	int err;
+
 	if (q->addr.len > sizeof(q->addr.ss) ||
 	    q->addr.ss.ss_family != (sa_family_t)q->domain)
 		return EINVAL;
+	if (uses_reuseport(c, q->domain, q->type) &&
+	    (err = reuseport_prepare(fd)) != 0)
+		return err;
 	if (bind(fd, (const struct sockaddr *)&q->addr.ss, q->addr.len) < 0)
 		return errno;
 	return 0;
@@ -204,12 +222,23 @@ static struct handle *handle_obtain(struct cluster_worker *w,
 	handle_key_with_index(base, (unsigned)index, key, sizeof(key));
 	h = handle_find_key(w->cluster, key);
 	if (h) {
-		close(sock_fd);
-		return h;
+		if (!h->reuseport) {
+			close(sock_fd);
+			return h;
+		}
+		*err = reuseport_join(h, w->id, sock_fd);
+		if (*err)
+			handle_index_release(w->indexes, base);
+		return *err ? NULL : h;
 	}
-	*err = bind_errno(sock_fd, q);
+	*err = bind_errno(w->cluster, sock_fd, q);
 	if (*err == 0 && !(h = handle_new(w->cluster, base, key, q, sock_fd)))
 		*err = ENOMEM;
+	if (h && h->reuseport && (*err = reuseport_adopt(h, w->id, sock_fd))) {
+		handle_free(h);
+		handle_index_release(w->indexes, base);
+		return NULL;
+	}
 	if (!h) {
 		close(sock_fd);
 		handle_index_release(w->indexes, base);
@@ -277,12 +306,17 @@ void handle_listen(struct cluster_worker *w,
 		reply_send(reply_fd, EINVAL, NULL, 0, NULL, 0);
 		return;
 	}
-	err = handle_start_listening(h, msg->backlog);
+	if (h->reuseport)
+		err = reuseport_listen(h, w->id, msg->backlog, &fds[0]);
+	else
+		err = handle_start_listening(h, msg->backlog);
 	if (err) {
 		reply_send(reply_fd, err, NULL, 0, NULL, 0);
 		return;
 	}
-	if (h->rr) {
+	if (h->reuseport) {
+		reply_send(reply_fd, 0, h, CLUSTER_HANDLE_SHARED, fds, 1);
+	} else if (h->rr) {
 		m->rr = rr_handle_add(h->rr, w, fds);
 		if (!m->rr) {
 			reply_send(reply_fd, ENOMEM, NULL, 0, NULL, 0);

@@ -47,8 +47,9 @@ static void listen_text(const struct hx_target *t, const char *sched,
 			char *buf, size_t size)
 {
 	switch (t->proto) {
-	case HX_UNIX:
-		snprintf(buf, size, "unix:%s (%s)", t->path, sched);
+	case HX_UNIX: /* no SO_REUSEPORT for unix sockets: shared */
+		snprintf(buf, size, "unix:%s (%s)", t->path,
+			 strcmp(sched, "reuseport") == 0 ? "shared" : sched);
 		break;
 	case HX_UDP:
 		snprintf(buf, size, "%s:%d/udp (shared)", t->host, t->port);
@@ -152,11 +153,12 @@ static void run_serve(struct serve_case *sc)
 	stop_cluster(c);
 }
 
-/* Two tests per case, one per scheduling policy. */
-#define BOTH_POLICIES(name)                                \
+/* One test per case and scheduling policy. */
+#define EACH_POLICY(name)                                  \
 	static void name(const char *sched);               \
 	Test(serve, name##_rr) { name("rr"); }             \
-	Test(serve, name##_none) { name("none"); }
+	Test(serve, name##_none) { name("none"); }         \
+	Test(serve, name##_reuseport) { name("reuseport"); }
 
 /* A fixture with one TCP listener on 127.0.0.1:--port. */
 static void tcp_case(const char *sched, const char *fixture, const char *flag,
@@ -175,43 +177,43 @@ static void tcp_case(const char *sched, const char *fixture, const char *flag,
 	run_serve(&sc);
 }
 
-BOTH_POLICIES(blocking_accept)
+EACH_POLICY(blocking_accept)
 static void blocking_accept(const char *sched)
 {
 	tcp_case(sched, "fx_blocking_accept", NULL, false);
 }
 
-BOTH_POLICIES(epoll_level)
+EACH_POLICY(epoll_level)
 static void epoll_level(const char *sched)
 {
 	tcp_case(sched, "fx_epoll_accept4", NULL, false);
 }
 
-BOTH_POLICIES(epoll_edge)
+EACH_POLICY(epoll_edge)
 static void epoll_edge(const char *sched)
 {
 	tcp_case(sched, "fx_epoll_accept4", "--edge", false);
 }
 
-BOTH_POLICIES(poll_accept)
+EACH_POLICY(poll_accept)
 static void poll_accept(const char *sched)
 {
 	tcp_case(sched, "fx_poll_accept", NULL, false);
 }
 
-BOTH_POLICIES(thread_pool)
+EACH_POLICY(thread_pool)
 static void thread_pool(const char *sched)
 {
 	tcp_case(sched, "fx_thread_pool", NULL, false);
 }
 
-BOTH_POLICIES(prefork)
+EACH_POLICY(prefork)
 static void prefork(const char *sched)
 {
 	tcp_case(sched, "fx_prefork", NULL, true);
 }
 
-BOTH_POLICIES(udp_echo)
+EACH_POLICY(udp_echo)
 static void udp_echo(const char *sched)
 {
 	static char port[16];
@@ -227,7 +229,7 @@ static void udp_echo(const char *sched)
 	run_serve(&sc);
 }
 
-BOTH_POLICIES(unix_socket)
+EACH_POLICY(unix_socket)
 static void unix_socket(const char *sched)
 {
 	struct serve_case sc = {
@@ -243,7 +245,7 @@ static void unix_socket(const char *sched)
 	run_serve(&sc);
 }
 
-BOTH_POLICIES(port0)
+EACH_POLICY(port0)
 static void port0(const char *sched)
 {
 	struct serve_case sc = {
@@ -255,7 +257,7 @@ static void port0(const char *sched)
 	run_serve(&sc);
 }
 
-BOTH_POLICIES(dual_stack)
+EACH_POLICY(dual_stack)
 static void dual_stack(const char *sched)
 {
 	static char port[16];
@@ -274,7 +276,7 @@ static void dual_stack(const char *sched)
 	run_serve(&sc);
 }
 
-BOTH_POLICIES(two_listeners)
+EACH_POLICY(two_listeners)
 static void two_listeners(const char *sched)
 {
 	static char port[16], port2[16];

@@ -83,7 +83,7 @@ static unsigned free_port(void)
 	return port;
 }
 
-static struct ctx *ctx_new(unsigned window)
+static struct ctx *ctx_new_sched(enum cluster_sched sched, unsigned window)
 {
 	static char fixture[512];
 	struct ctx *x = calloc(1, sizeof(*x));
@@ -97,7 +97,7 @@ static struct ctx *ctx_new(unsigned window)
 	x->argv[1] = "--port";
 	x->argv[2] = x->argv_port;
 	s.argv = x->argv;
-	s.sched = CLUSTER_SCHED_RR;
+	s.sched = sched;
 	s.shim_path = getenv("CLUSTER_SHIM_PATH");
 	s.kill_timeout_ms = 5000;
 	s.rr_window = window;
@@ -107,6 +107,11 @@ static struct ctx *ctx_new(unsigned window)
 	for (t = 0; t < CLUSTER_EV_COUNT; t++)
 		cluster_on(x->c, (enum cluster_event_type)t, on_event, x);
 	return x;
+}
+
+static struct ctx *ctx_new(unsigned window)
+{
+	return ctx_new_sched(CLUSTER_SCHED_RR, window);
 }
 
 static void ctx_free(struct ctx *x)
@@ -266,6 +271,36 @@ Test(cluster_api, connections_queued_on_a_dead_worker_go_elsewhere)
 	got = collect(x, fds, 20, answered, WAIT_MS);
 	cr_expect_eq(got, 20, "only %d of 20 answered after the kill", got);
 	for (i = 0; i < 20; i++)
+		close(fds[i]);
+	ctx_free(x);
+}
+
+Test(cluster_api, reuseport_slot_socket_outlives_its_worker)
+{
+	struct ctx *x = ctx_new_sched(CLUSTER_SCHED_REUSEPORT, 0);
+	struct cluster_worker *w[3];
+	int fds[30], i, got, exits;
+	bool answered[30] = { false };
+
+	for (i = 0; i < 3; i++)
+		w[i] = cluster_fork(x->c, (unsigned)i + 1);
+	cr_assert(pump_until(x, &x->listening, 3));
+	/* worker 2 cannot accept: what the kernel hashes to its socket waits */
+	kill(worker_pid(w[1]), SIGSTOP);
+	for (i = 0; i < 30; i++)
+		fds[i] = connect_client(x->argv_port);
+	got = collect(x, fds, 30, answered, 2000);
+	cr_expect_lt(got, 30, "nothing was hashed to the stopped worker?");
+	/* it dies; its replacement takes the same slot and finds them there */
+	exits = x->exits;
+	kill(worker_pid(w[1]), SIGKILL);
+	cr_assert(pump_until(x, &x->exits, exits + 1));
+	w[1] = cluster_fork(x->c, 2);
+	cr_assert_not_null(w[1]);
+	cr_assert(pump_until(x, &x->listening, 4));
+	got = collect(x, fds, 30, answered, WAIT_MS);
+	cr_expect_eq(got, 30, "%d of 30 answered: queued connections lost", got);
+	for (i = 0; i < 30; i++)
 		close(fds[i]);
 	ctx_free(x);
 }
