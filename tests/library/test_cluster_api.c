@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cluster.h"
@@ -135,6 +136,18 @@ static bool pump_until(struct ctx *x, const int *counter, int want)
 	return *counter >= want;
 }
 
+/* SIGSTOP lands asynchronously: until the worker has really stopped it may
+ * still take a connection.  We forked it (the library runs in this
+ * process), so its stop is an event we can wait for. */
+static void stop_worker(pid_t pid)
+{
+	int status;
+
+	cr_assert_eq(kill(pid, SIGSTOP), 0);
+	cr_assert_eq(waitpid(pid, &status, WUNTRACED), pid);
+	cr_assert(WIFSTOPPED(status));
+}
+
 static int connect_client(const char *port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
@@ -234,7 +247,7 @@ Test(cluster_api, stopped_worker_holds_at_most_its_window)
 	for (i = 0; i < 3; i++)
 		w[i] = cluster_fork(x->c, (unsigned)i + 1);
 	cr_assert(pump_until(x, &x->listening, 3));
-	kill(worker_pid(w[1]), SIGSTOP);
+	stop_worker(worker_pid(w[1]));
 	for (i = 0; i < 40; i++)
 		fds[i] = connect_client(x->argv_port);
 	got = collect(x, fds, 40, answered, 3000);
@@ -261,7 +274,7 @@ Test(cluster_api, connections_queued_on_a_dead_worker_go_elsewhere)
 		w[i] = cluster_fork(x->c, (unsigned)i + 1);
 	cr_assert(pump_until(x, &x->listening, 2));
 	/* stopped: it cannot take anything off its faux handle */
-	kill(worker_pid(w[0]), SIGSTOP);
+	stop_worker(worker_pid(w[0]));
 	for (i = 0; i < 20; i++)
 		fds[i] = connect_client(x->argv_port);
 	got = collect(x, fds, 20, answered, 3000);
@@ -286,7 +299,7 @@ Test(cluster_api, reuseport_slot_socket_outlives_its_worker)
 		w[i] = cluster_fork(x->c, (unsigned)i + 1);
 	cr_assert(pump_until(x, &x->listening, 3));
 	/* worker 2 cannot accept: what the kernel hashes to its socket waits */
-	kill(worker_pid(w[1]), SIGSTOP);
+	stop_worker(worker_pid(w[1]));
 	for (i = 0; i < 30; i++)
 		fds[i] = connect_client(x->argv_port);
 	got = collect(x, fds, 30, answered, 2000);
