@@ -85,10 +85,17 @@ struct cluster_msg_query_server {
 	struct cluster_sockaddr addr;
 };
 
+/* listen flags */
+#define CLUSTER_LISTEN_NONBLOCK_CONNS 0x1 /* the listener is non-blocking:
+	the server will want its connections so (accept4 SOCK_NONBLOCK), and
+	rr delivers them that way, sparing the worker a syscall per accept */
+
 struct cluster_msg_listen {
 	struct cluster_msg_header hdr;
 	uint32_t handle_id;
 	int32_t backlog;
+	uint32_t flags;   /* CLUSTER_LISTEN_* */
+	uint32_t pad;
 };
 
 struct cluster_msg_close {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "real.h"
@@ -25,18 +26,14 @@ static void copy_peer(const struct cluster_sockaddr *peer,
 }
 
 /* The connection's O_NONBLOCK as the caller asked, at no cost when the
- * supervisor already delivered it that way. */
+ * supervisor already delivered it that way (it does, for servers whose
+ * listener is non-blocking), else one ioctl. */
 static void match_nonblock(int conn, bool delivered_nonblock, bool want)
 {
-	int fl;
+	int on = want;
 
-	if (delivered_nonblock == want)
-		return;
-	fl = real_fcntl(conn, F_GETFL, NULL);
-	if (fl >= 0)
-		real_fcntl(conn, F_SETFL,
-			   (void *)(long)(want ? fl | O_NONBLOCK
-					       : fl & ~O_NONBLOCK));
+	if (delivered_nonblock != want)
+		real_ioctl(conn, FIONBIO, &on);
 }
 
 static int faux_accept(int fd, struct sockaddr *addr, socklen_t *len,

@@ -46,6 +46,8 @@ static int listen_via_supervisor(int fd, unsigned slot, int backlog)
 	cluster_msg_init(&msg, CLUSTER_MSG_LISTEN);
 	msg.handle_id = h->handle_id;
 	msg.backlog = backlog;
+	if (h->server_nonblock)
+		msg.flags |= CLUSTER_LISTEN_NONBLOCK_CONNS;
 	if (shim_channel_request(&msg, -1, &reply, fds, &nfds) < 0)
 		return -1;
 	if (reply.error == 0 &&

@@ -150,7 +150,8 @@ void rr_handle_free(struct rr_handle *rr);
 void rr_handle_start(struct rr_handle *rr);
 /* New member; fds[0] = the worker's faux end, fds[1] = the listener. */
 struct rr_member *rr_handle_add(struct rr_handle *rr,
-				struct cluster_worker *w, int *fds);
+				struct cluster_worker *w, bool wants_nonblock,
+				int *fds);
 /* No new connections for this member; unread ones go to others. */
 void rr_member_stop(struct rr_handle *rr, struct rr_member *m);
 /* The member's worker is gone: stop, reclaim and free. */

@@ -317,7 +317,9 @@ void handle_listen(struct cluster_worker *w,
 	if (h->reuseport) {
 		reply_send(reply_fd, 0, h, CLUSTER_HANDLE_SHARED, fds, 1);
 	} else if (h->rr) {
-		m->rr = rr_handle_add(h->rr, w, fds);
+		m->rr = rr_handle_add(h->rr, w,
+				      msg->flags & CLUSTER_LISTEN_NONBLOCK_CONNS,
+				      fds);
 		if (!m->rr) {
 			reply_send(reply_fd, ENOMEM, NULL, 0, NULL, 0);
 			return;

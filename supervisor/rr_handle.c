@@ -30,6 +30,7 @@
 
 struct rr_conn {
 	int fd;
+	bool nonblock; /* accepted with SOCK_NONBLOCK */
 	socklen_t addrlen;
 	struct sockaddr_storage addr;
 };
@@ -46,6 +47,7 @@ struct rr_member {
 	int sup_end;    /* we write newconn here */
 	int worker_end; /* our copy of the worker's end, to take back */
 	unsigned outstanding; /* believed unread; refreshed from SIOCOUTQ */
+	bool wants_nonblock;  /* the server's listener is non-blocking */
 };
 
 struct rr_handle {
@@ -159,6 +161,8 @@ static bool rr_send(struct rr_handle *rr, struct rr_member *m,
 	struct cluster_msg_newconn msg;
 
 	cluster_msg_init(&msg, CLUSTER_MSG_NEWCONN);
+	if (c->nonblock)
+		msg.flags = CLUSTER_NEWCONN_NONBLOCK;
 	msg.peer.len = c->addrlen;
 	memcpy(&msg.peer.ss, &c->addr, c->addrlen);
 	if (cluster_msg_send(m->sup_end, &msg, sizeof(msg), &c->fd, 1,
@@ -229,14 +233,18 @@ static void rr_resume(struct rr_handle *rr)
 	}
 }
 
-static bool rr_accept_one(struct rr_handle *rr, struct rr_conn *c)
+/* In the mode the next member's server will want: O_NONBLOCK lives on the
+ * file, which the worker gets; the shim corrects it if another member ends
+ * up with the connection. */
+static bool rr_accept_one(struct rr_handle *rr, struct rr_conn *c,
+			  bool nonblock)
 {
+	c->nonblock = nonblock;
 	for (;;) {
 		c->addrlen = sizeof(c->addr);
-		/* Blocking socket: O_NONBLOCK lives on the file, which the
-		 * worker shares; the shim sets what the server asked for. */
 		c->fd = accept4(rr->h->fd, (struct sockaddr *)&c->addr,
-				&c->addrlen, SOCK_CLOEXEC);
+				&c->addrlen,
+				SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0));
 		if (c->fd >= 0)
 			return true;
 		switch (errno) {
@@ -273,7 +281,7 @@ static void rr_on_acceptable(evutil_socket_t fd, short what, void *arg)
 			rr_stop_accepting(rr, RR_RETRY_USEC);
 			return;
 		}
-		if (!rr_accept_one(rr, &c))
+		if (!rr_accept_one(rr, &c, m->wants_nonblock))
 			return;
 		if (rr_send(rr, m, &c) || rr_handoff(rr, &c))
 			continue;
@@ -338,7 +346,8 @@ void rr_handle_start(struct rr_handle *rr)
 }
 
 struct rr_member *rr_handle_add(struct rr_handle *rr,
-				struct cluster_worker *w, int *fds)
+				struct cluster_worker *w, bool wants_nonblock,
+				int *fds)
 {
 	struct rr_member *m = calloc(1, sizeof(*m));
 	int sv[2];
@@ -354,6 +363,7 @@ struct rr_member *rr_handle_add(struct rr_handle *rr,
 	 * shim copies the server's own O_NONBLOCK onto it. */
 	fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) & ~O_NONBLOCK);
 	m->worker = w;
+	m->wants_nonblock = wants_nonblock;
 	m->sup_end = sv[0];
 	m->worker_end = sv[1];
 	if (rr_scheduler_add(&rr->sched, &m->sched) < 0) {
@@ -386,6 +396,7 @@ static void rr_member_reclaim(struct rr_handle *rr, struct rr_member *m)
 			continue;
 		}
 		c.fd = fds[0];
+		c.nonblock = msg.flags & CLUSTER_NEWCONN_NONBLOCK;
 		c.addrlen = msg.peer.len <= sizeof(c.addr) ? msg.peer.len : 0;
 		memcpy(&c.addr, &msg.peer.ss, c.addrlen);
 		if (rr_queue_push(&rr->pending, &c) < 0)
