@@ -4,6 +4,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +27,31 @@ const char cli_usage[] =
 	"                          reuseport: one SO_REUSEPORT socket per worker\n"
 	"                          slot, kept across restarts, the kernel hashes.\n"
 	"                          Also set by CLUSTER_SCHED_POLICY.\n"
-	"      --kill-timeout SEC  at stop, SIGKILL workers still alive after\n"
+	"      --graceful-signal SIG  what a worker gets to stop (default TERM;\n"
+	"                          nginx wants QUIT)\n"
+	"      --kill-timeout SEC  SIGKILL a stopping worker still alive after\n"
 	"                          SEC seconds (default 30)\n"
+	"      --reload-parallel K replace K workers at a time in a reload (1)\n"
+	"      --ready-timeout SEC a reload's new worker must listen within SEC\n"
+	"                          seconds or the reload stops (default 30)\n"
+	"      --restart-delay MS[:MAX]  first respawn delay, doubling up to MAX\n"
+	"                          ms (default 100:10000)\n"
+	"      --crash-limit N[:SEC]  stop after N failed starts within SEC\n"
+	"                          seconds while no worker listens (10:60)\n"
+	"      --control PATH      control socket (default: $XDG_RUNTIME_DIR/\n"
+	"                          cluster-run.sock, /run/cluster-run.sock as root)\n"
 	"  -h, --help              this text\n"
 	"      --version           print the version\n"
 	"\n"
 	"Signals:\n"
-	"  SIGTERM, SIGINT  stop: every worker gets SIGTERM, then SIGKILL after\n"
-	"                   the kill timeout; exit 0.  A second SIGINT kills at once.\n"
+	"  SIGTERM, SIGINT  stop: no new connections, every worker gets the graceful\n"
+	"                   signal, SIGKILL after the kill timeout; exit 0.\n"
+	"                   A second SIGINT kills every worker at once.\n"
+	"  SIGHUP           rolling reload: each worker replaced by a new one once\n"
+	"                   the new one listens (also: cluster-run ctl reload)\n"
+	"  SIGTTIN, SIGTTOU one worker more, one fewer (never below 1)\n"
+	"\n"
+	"  cluster-run ctl [--control PATH] status [--json] | reload | scale N | stop\n"
 	"\n"
 	"Each worker sees CLUSTER_WORKER_ID (1..N).  A worker that dies is\n"
 	"replaced after a delay that doubles on repeated failures (100 ms..10 s).\n";
@@ -79,22 +98,132 @@ static int parse_uint(const char *text, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-enum { OPT_SCHED = 256, OPT_VERSION, OPT_KILL_TIMEOUT };
+enum {
+	OPT_SCHED = 256,
+	OPT_VERSION,
+	OPT_KILL_TIMEOUT,
+	OPT_GRACEFUL_SIGNAL,
+	OPT_RELOAD_PARALLEL,
+	OPT_READY_TIMEOUT,
+	OPT_RESTART_DELAY,
+	OPT_CRASH_LIMIT,
+	OPT_CONTROL,
+};
 
 static const struct option long_options[] = {
 	{ "workers", required_argument, NULL, 'n' },
 	{ "sched", required_argument, NULL, OPT_SCHED },
 	{ "kill-timeout", required_argument, NULL, OPT_KILL_TIMEOUT },
+	{ "graceful-signal", required_argument, NULL, OPT_GRACEFUL_SIGNAL },
+	{ "reload-parallel", required_argument, NULL, OPT_RELOAD_PARALLEL },
+	{ "ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT },
+	{ "restart-delay", required_argument, NULL, OPT_RESTART_DELAY },
+	{ "crash-limit", required_argument, NULL, OPT_CRASH_LIMIT },
+	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
+/* "TERM", "SIGTERM" or "15". */
+static int parse_signal(const char *text)
+{
+	unsigned long v;
+	int sig;
+
+	if (parse_uint(text, 64, &v) == 0)
+		return v > 0 && v < (unsigned long)NSIG ? (int)v : -1;
+	if (strncmp(text, "SIG", 3) == 0)
+		text += 3;
+	for (sig = 1; sig < NSIG; sig++) {
+		const char *abbrev = sigabbrev_np(sig);
+
+		if (abbrev && strcasecmp(abbrev, text) == 0)
+			return sig;
+	}
+	return -1;
+}
+
+/* "A" or "A:B", both whole numbers in [1, max]; b unset when absent. */
+static int parse_pair(const char *text, unsigned long max, unsigned long *a,
+		      unsigned long *b)
+{
+	char first[32];
+	const char *colon = strchr(text, ':');
+	size_t n = colon ? (size_t)(colon - text) : strlen(text);
+
+	if (n == 0 || n >= sizeof(first))
+		return -1;
+	memcpy(first, text, n);
+	first[n] = '\0';
+	if (parse_uint(first, max, a) < 0 || *a == 0)
+		return -1;
+	if (colon && (parse_uint(colon + 1, max, b) < 0 || *b == 0))
+		return -1;
+	return 0;
+}
+
+static int parse_extra(int opt, const char *arg, struct cli_options *o,
+		       char *err, size_t errlen)
+{
+	unsigned long v, w = 0;
+
+	switch (opt) {
+	case OPT_GRACEFUL_SIGNAL:
+		if ((o->graceful_signal = parse_signal(arg)) > 0)
+			return 0;
+		snprintf(err, errlen, "unknown signal '%s': give a name such as "
+			 "TERM or QUIT, or a number", arg);
+		return -1;
+	case OPT_RELOAD_PARALLEL:
+		if (parse_uint(arg, MAX_WORKERS, &v) == 0 && v > 0) {
+			o->reload_parallel = (unsigned)v;
+			return 0;
+		}
+		snprintf(err, errlen, "invalid --reload-parallel '%s': give a "
+			 "whole number from 1 to %d", arg, MAX_WORKERS);
+		return -1;
+	case OPT_READY_TIMEOUT:
+		if (parse_uint(arg, 86400, &v) == 0 && v > 0) {
+			o->ready_timeout_ms = (unsigned)v * 1000;
+			return 0;
+		}
+		snprintf(err, errlen, "invalid --ready-timeout '%s': give a "
+			 "whole number of seconds, at least 1", arg);
+		return -1;
+	case OPT_RESTART_DELAY:
+		if (parse_pair(arg, 3600000, &v, &w) == 0) {
+			o->backoff_first_ms = (unsigned)v;
+			o->backoff_max_ms = w ? (unsigned)w : o->backoff_max_ms;
+			return 0;
+		}
+		snprintf(err, errlen, "invalid --restart-delay '%s': give MS or "
+			 "MS:MAX_MS, e.g. 100:10000", arg);
+		return -1;
+	case OPT_CRASH_LIMIT:
+		if (parse_pair(arg, 86400, &v, &w) == 0) {
+			o->crash_limit = (unsigned)v;
+			o->crash_window_ms = w ? (unsigned)w * 1000 : o->crash_window_ms;
+			return 0;
+		}
+		snprintf(err, errlen, "invalid --crash-limit '%s': give N or "
+			 "N:SECONDS, e.g. 10:60", arg);
+		return -1;
+	case OPT_CONTROL:
+		o->control_path = arg;
+		return 0;
+	}
+	return 1; /* not one of these */
+}
+
 static int parse_one(int opt, const char *arg, const char *bad,
 		     struct cli_options *o, char *err, size_t errlen)
 {
 	unsigned long v;
+	int rc = parse_extra(opt, arg, o, err, errlen);
 
+	if (rc <= 0)
+		return rc;
 	switch (opt) {
 	case 'n':
 		if (parse_uint(arg, MAX_WORKERS, &v) < 0 || v == 0) {
@@ -141,6 +270,7 @@ int cli_parse(int argc, char **argv, const char *env_sched,
 
 	memset(o, 0, sizeof(*o));
 	o->kill_timeout_ms = 30000;
+	o->graceful_signal = SIGTERM;
 	if (env_sched && *env_sched && parse_sched(env_sched, &o->sched) < 0) {
 		snprintf(err, errlen, "unknown scheduling policy '%s' in "
 			 "CLUSTER_SCHED_POLICY: use rr, none or reuseport",

@@ -11,6 +11,12 @@ struct cli_options {
 	unsigned workers;       /* 0 until parsed: then the usable CPUs */
 	enum cluster_sched sched;
 	int kill_timeout_ms;
+	int graceful_signal;
+	unsigned reload_parallel;
+	unsigned ready_timeout_ms;
+	unsigned backoff_first_ms, backoff_max_ms;
+	unsigned crash_limit, crash_window_ms;
+	const char *control_path; /* NULL: the default path */
 	bool help;
 	bool version;
 	char **command;         /* argv after the options (after "--") */

@@ -108,6 +108,8 @@ unsigned worker_id(const struct cluster_worker *w);
 pid_t worker_pid(const struct cluster_worker *w);
 enum worker_state worker_state(const struct cluster_worker *w);
 const char *worker_state_name(enum worker_state state);
+/* Listeners this worker holds (bound and listening, or datagram). */
+unsigned worker_listener_count(const struct cluster_worker *w);
 /* Connections handed to this worker (rr). */
 unsigned long worker_handed_connections(const struct cluster_worker *w);
 /* User data slot for the embedding program. */

@@ -369,6 +369,16 @@ bool handle_path_is_live(struct cluster *c, const char *path)
 	return false;
 }
 
+unsigned worker_listener_count(const struct cluster_worker *w)
+{
+	const struct membership *m;
+	unsigned n = 0;
+
+	for (m = w->memberships; m; m = m->next_in_worker)
+		n += m->listening;
+	return n;
+}
+
 void handle_worker_stop_routing(struct cluster_worker *w)
 {
 	struct membership *m;

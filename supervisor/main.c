@@ -14,6 +14,7 @@
 
 #include "cli_options.h"
 #include "cluster.h"
+#include "control.h"
 #include "pool.h"
 #include "shim_locate.h"
 
@@ -99,6 +100,78 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	pool_stop(p, 0);
 }
 
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+	pool_reload(arg); /* coalesced when one runs; says so itself */
+}
+
+static void on_scale_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct pool *p = arg;
+	unsigned n = pool_size(p);
+
+	if (sig == SIGTTIN)
+		pool_scale(p, n + 1);
+	else if (n > 1)
+		pool_scale(p, n - 1);
+	else
+		fprintf(stderr, "cluster-run: SIGTTOU: already at 1 worker, "
+			"the fewest there can be\n");
+}
+
+/* Signals and what they do, for the loop's lifetime. */
+struct signal_set {
+	struct event *ev[6];
+};
+
+static void signals_add(struct signal_set *set, struct event_base *base,
+			struct pool *p)
+{
+	static const struct {
+		int sig;
+		event_callback_fn cb;
+	} table[] = {
+		{ SIGINT, on_stop_signal },    { SIGTERM, on_stop_signal },
+		{ SIGHUP, on_reload_signal },  { SIGTTIN, on_scale_signal },
+		{ SIGTTOU, on_scale_signal },  { SIGQUIT, on_stop_signal },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		set->ev[i] = evsignal_new(base, table[i].sig, table[i].cb, p);
+		evsignal_add(set->ev[i], NULL);
+	}
+}
+
+static void signals_free(struct signal_set *set)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(set->ev) / sizeof(set->ev[0]); i++)
+		event_free(set->ev[i]);
+}
+
+static struct control *control_start(struct event_base *base, struct pool *p,
+				     const char *path)
+{
+	char def[PATH_MAX], err[512];
+	struct control *ctl;
+
+	if (!path) {
+		if (control_default_path(def, sizeof(def), err, sizeof(err)) < 0) {
+			fprintf(stderr, "cluster-run: no control socket: %s\n", err);
+			return NULL;
+		}
+		path = def;
+	}
+	ctl = control_new(base, p, path, err, sizeof(err));
+	if (!ctl)
+		fprintf(stderr, "cluster-run: no control socket: %s\n", err);
+	else
+		fprintf(stderr, "cluster-run: control socket %s\n", path);
+	return ctl;
+}
+
 /* Each worker costs fds (channel, faux handles): use what the hard limit allows. */
 static void raise_fd_limit(void)
 {
@@ -116,33 +189,42 @@ static int run(const struct cli_options *o, const char *shim)
 		.argv = o->command,
 		.sched = o->sched,
 		.shim_path = shim,
+		.graceful_signal = o->graceful_signal,
 		.kill_timeout_ms = o->kill_timeout_ms,
+	};
+	struct pool_settings ps = {
+		.size = o->workers,
+		.backoff_first_ms = o->backoff_first_ms,
+		.backoff_max_ms = o->backoff_max_ms,
+		.crash_limit = o->crash_limit,
+		.crash_window_ms = o->crash_window_ms,
+		.reload_parallel = o->reload_parallel,
+		.ready_timeout_ms = o->ready_timeout_ms,
 	};
 	struct event_base *base = event_base_new();
 	struct cluster *c;
 	struct pool *p;
-	struct event *sigint_ev, *sigterm_ev;
+	struct control *ctl;
+	struct signal_set signals;
 	int code;
 
 	if (!base || !(c = cluster_new(base, &settings)))
 		die("cannot set up the event loop: %s", strerror(errno));
 	raise_fd_limit(); /* after cluster_new: workers keep the old limit */
 	subscribe_log(c);
-	p = pool_new(base, c, o->workers);
+	p = pool_new(base, c, &ps);
 	if (!p)
 		die("out of memory%s", "");
-	sigint_ev = evsignal_new(base, SIGINT, on_stop_signal, p);
-	sigterm_ev = evsignal_new(base, SIGTERM, on_stop_signal, p);
-	evsignal_add(sigint_ev, NULL);
-	evsignal_add(sigterm_ev, NULL);
+	signals_add(&signals, base, p);
+	ctl = control_start(base, p, o->control_path);
 	if (pool_start(p) < 0)
 		code = 1;
 	else {
 		event_base_dispatch(base);
 		code = pool_exit_code(p);
 	}
-	event_free(sigint_ev);
-	event_free(sigterm_ev);
+	control_free(ctl);
+	signals_free(&signals);
 	pool_free(p);
 	cluster_free(c);
 	event_base_free(base);
@@ -154,6 +236,8 @@ int main(int argc, char **argv)
 	struct cli_options o;
 	char err[512], shim[PATH_MAX];
 
+	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+		return ctl_main(argc - 1, argv + 1);
 	if (cli_parse(argc, argv, getenv("CLUSTER_SCHED_POLICY"), &o, err,
 		      sizeof(err)) < 0)
 		die("%s", err);

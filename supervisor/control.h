@@ -1,0 +1,29 @@
+/*
+ * control.h - the control socket of a running cluster-run, and the
+ * `cluster-run ctl` client that talks to it.
+ */
+#ifndef CONTROL_H
+#define CONTROL_H
+
+#include <stddef.h>
+
+struct event_base;
+struct pool;
+struct control;
+
+/* The default path: $XDG_RUNTIME_DIR/cluster-run.sock, or
+ * /run/cluster-run.sock for root.  -1 when none can be had (err says why). */
+int control_default_path(char *out, size_t cap, char *err, size_t errlen);
+
+/* Listens on path (mode 0600 from the start, peers checked with
+ * SO_PEERCRED: same uid or root).  NULL with a one-line message in err. */
+struct control *control_new(struct event_base *base, struct pool *p,
+			    const char *path, char *err, size_t errlen);
+/* Stops listening and removes the socket file. */
+void control_free(struct control *ctl);
+
+/* `cluster-run ctl [--control PATH] status [--json] | reload | scale N |
+ * stop`: argv[0] is "ctl".  Returns the process exit code. */
+int ctl_main(int argc, char **argv);
+
+#endif
