@@ -1,7 +1,9 @@
 /*
  * close(): a listener's last fd in the worker's main process tells the
- * supervisor to stop sending it connections.  The channel itself cannot be
- * closed by the server (daemonizing servers close every fd they find).
+ * supervisor to stop sending it connections.  The shim's own fds (the
+ * channel, the copies of real listeners kept for faux handles) cannot be
+ * closed by the server: daemonizing servers close every fd they find, and
+ * close() of them reports success and leaves them open.
  */
 #include <unistd.h>
 
@@ -10,10 +12,7 @@
 
 int close(int fd)
 {
-	if (shim_active()) {
-		if (fd == shim_channel_fd)
-			return 0;
-		shim_fd_detach(fd);
-	}
+	if (shim_active() && (!shim_fd_closing(fd) || fd == shim_channel_fd))
+		return 0;
 	return real_close(fd);
 }

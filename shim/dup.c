@@ -1,20 +1,49 @@
 /*
  * dup()/dup2()/dup3(): every copy of a listener is a listener; the worker
- * lets go of the handle only when its last copy is closed.  dup2() onto the
- * channel's number moves the channel away first.
+ * lets go of the handle only when its last copy is closed.  dup2() or dup3()
+ * onto the number of one of the shim's own fds (the channel, a shadow
+ * listener) moves that fd away first, so the server gets the number it asked
+ * for and the shim keeps its fd.
  */
 #include <unistd.h>
 
 #include "real.h"
 #include "shim.h"
 
-/* The server wants fd2's number: if the channel sits there, move it. */
+void shim_channel_set_fd(int fd)
+{
+	int old = __atomic_load_n(&shim_channel_fd, __ATOMIC_ACQUIRE);
+
+	shim_fd_set(fd, SHIM_FD_INTERNAL, SHIM_SLOT_CHANNEL);
+	__atomic_store_n(&shim_channel_fd, fd, __ATOMIC_RELEASE);
+	if (old >= 0 && old != fd)
+		shim_fd_clear(old);
+}
+
 void shim_channel_vacate(int fd2)
 {
-	if (shim_active() && fd2 == shim_channel_fd)
-		__atomic_store_n(&shim_channel_fd,
-				 shim_move_fd_high(shim_channel_fd, false),
-				 __ATOMIC_RELEASE);
+	struct shim_handle *h;
+	unsigned slot;
+	int nfd;
+
+	if (!shim_active())
+		return;
+	if (fd2 == shim_channel_fd) {
+		/* the channel stays open across the worker's own exec */
+		nfd = shim_move_fd_high(fd2, false);
+		if (nfd != fd2)
+			shim_channel_set_fd(nfd);
+		return;
+	}
+	if (!shim_fd_internal(fd2, &slot) || slot == SHIM_SLOT_CHANNEL ||
+	    !(h = shim_handle_get(slot)) || h->shadow_fd != fd2)
+		return;
+	nfd = shim_move_fd_high(fd2, true);
+	if (nfd == fd2)
+		return;
+	shim_fd_set(nfd, SHIM_FD_INTERNAL, slot);
+	h->shadow_fd = nfd;
+	shim_fd_clear(fd2);
 }
 
 int dup(int fd)

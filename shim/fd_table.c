@@ -2,28 +2,59 @@
 #include "shim.h"
 
 static uint32_t fd_table[SHIM_MAX_FD];
+/* The highest fd that ever had an entry: scans of ranges stop there. */
+static int fd_high = -1;
 
 #define ENTRY(kind, slot) (((uint32_t)(kind) << 24) | ((slot) & 0xffffffu))
+#define ENTRY_KIND(e) ((enum shim_fd_kind)((e) >> 24))
+#define ENTRY_SLOT(e) ((e) & 0xffffffu)
+
+static uint32_t entry(int fd)
+{
+	if (fd < 0 || fd >= SHIM_MAX_FD)
+		return 0;
+	return __atomic_load_n(&fd_table[fd], __ATOMIC_ACQUIRE);
+}
 
 bool shim_fd_lookup(int fd, struct shim_fd_info *info)
 {
-	uint32_t e;
+	uint32_t e = entry(fd);
 
-	if (fd < 0 || fd >= SHIM_MAX_FD)
+	if (e == 0 || ENTRY_KIND(e) == SHIM_FD_INTERNAL)
 		return false;
-	e = __atomic_load_n(&fd_table[fd], __ATOMIC_ACQUIRE);
-	if (e == 0)
-		return false;
-	info->kind = (enum shim_fd_kind)(e >> 24);
-	info->slot = e & 0xffffffu;
+	info->kind = ENTRY_KIND(e);
+	info->slot = ENTRY_SLOT(e);
 	return true;
+}
+
+bool shim_fd_internal(int fd, unsigned *slot)
+{
+	uint32_t e = entry(fd);
+
+	if (e == 0 || ENTRY_KIND(e) != SHIM_FD_INTERNAL)
+		return false;
+	if (slot)
+		*slot = ENTRY_SLOT(e);
+	return true;
+}
+
+int shim_fd_high(void)
+{
+	return __atomic_load_n(&fd_high, __ATOMIC_ACQUIRE);
 }
 
 void shim_fd_set(int fd, enum shim_fd_kind kind, unsigned slot)
 {
-	if (fd >= 0 && fd < SHIM_MAX_FD)
-		__atomic_store_n(&fd_table[fd], ENTRY(kind, slot),
-				 __ATOMIC_RELEASE);
+	int high;
+
+	if (fd < 0 || fd >= SHIM_MAX_FD)
+		return;
+	__atomic_store_n(&fd_table[fd], ENTRY(kind, slot), __ATOMIC_RELEASE);
+	high = __atomic_load_n(&fd_high, __ATOMIC_RELAXED);
+	while (fd > high &&
+	       !__atomic_compare_exchange_n(&fd_high, &high, fd, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		;
 }
 
 void shim_fd_clear(int fd)
@@ -39,11 +70,29 @@ void shim_fd_detach(int fd)
 	if (fd < 0 || fd >= SHIM_MAX_FD)
 		return;
 	/* Plain load first: close() of an ordinary fd pays no locked op. */
-	if (__atomic_load_n(&fd_table[fd], __ATOMIC_RELAXED) == 0)
+	e = __atomic_load_n(&fd_table[fd], __ATOMIC_RELAXED);
+	if (e == 0 || ENTRY_KIND(e) == SHIM_FD_INTERNAL)
 		return;
-	e = __atomic_exchange_n(&fd_table[fd], 0, __ATOMIC_ACQ_REL);
-	if (e != 0)
-		shim_handle_unref(e & 0xffffffu);
+	/* Whoever clears the entry drops its reference, once. */
+	if (__atomic_compare_exchange_n(&fd_table[fd], &e, 0, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		shim_handle_unref(ENTRY_SLOT(e));
+}
+
+bool shim_fd_closing(int fd)
+{
+	uint32_t e;
+
+	if (fd < 0 || fd >= SHIM_MAX_FD)
+		return true;
+	/* One plain load: close() of an ordinary fd costs nothing more. */
+	e = __atomic_load_n(&fd_table[fd], __ATOMIC_RELAXED);
+	if (e == 0)
+		return true;
+	if (ENTRY_KIND(e) == SHIM_FD_INTERNAL)
+		return false;
+	shim_fd_detach(fd);
+	return true;
 }
 
 void shim_fd_copy(int fd, int fd2)

@@ -65,8 +65,10 @@ void shim_handle_unref(unsigned slot)
 		return;
 	if (shim_is_worker_main())
 		tell_supervisor_closed(h->handle_id);
-	if (h->shadow_fd >= 0)
+	if (h->shadow_fd >= 0) {
+		shim_fd_clear(h->shadow_fd);
 		real_close(h->shadow_fd);
+	}
 	h->shadow_fd = -1;
 	__atomic_store_n(&h->in_use, 0, __ATOMIC_RELEASE);
 }

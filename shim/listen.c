@@ -29,8 +29,10 @@ static int install_listener(int fd, unsigned slot,
 	}
 	if (shim_install_fd(fds[0], fd, h->server_nonblock) < 0)
 		return -1;
-	if (kind == SHIM_FD_FAUX)
+	if (kind == SHIM_FD_FAUX) {
 		h->shadow_fd = shim_move_fd_high(fds[1], true);
+		shim_fd_set(h->shadow_fd, SHIM_FD_INTERNAL, slot);
+	}
 	h->bound = reply->bound;
 	shim_fd_set(fd, kind, slot);
 	return 0;

@@ -68,15 +68,30 @@ enum shim_fd_kind {
 	SHIM_FD_PENDING, /* bound through the supervisor, not listening yet */
 	SHIM_FD_SHARED,  /* the shared socket itself is installed */
 	SHIM_FD_FAUX,    /* a faux handle fed with newconn messages */
+	SHIM_FD_INTERNAL, /* the shim's own: the channel, a shadow listener;
+			     the server can neither close it nor see it */
 };
+
+/* The slot of the channel's SHIM_FD_INTERNAL entry (a shadow's is the slot
+ * of its handle). */
+#define SHIM_SLOT_CHANNEL 0xffffffu
 
 struct shim_fd_info {
 	enum shim_fd_kind kind;
 	unsigned slot;
 };
 
-/* Fast: false for every fd that is not a cluster listener. */
+/* Fast: false for every fd that is not a cluster listener (the shim's own
+ * fds included). */
 bool shim_fd_lookup(int fd, struct shim_fd_info *info);
+/* Whether fd is one of the shim's own (and whose: *slot). */
+bool shim_fd_internal(int fd, unsigned *slot);
+/* The highest fd that ever had an entry, -1 if none. */
+int shim_fd_high(void);
+/* close(fd) is about to happen: false if fd is the shim's own and must stay
+ * open; else the fd forgets its handle and true.  One load for an fd that is
+ * nothing to the shim. */
+bool shim_fd_closing(int fd);
 void shim_fd_set(int fd, enum shim_fd_kind kind, unsigned slot);
 void shim_fd_clear(int fd);
 /* The fd forgets its handle (its reference is dropped). */
@@ -97,8 +112,11 @@ int shim_channel_request(void *msg, int extra_fd,
 /* A message that needs no answer. */
 int shim_channel_notify(void *msg);
 
-/* The server wants fd2's number: move the channel away if it is there. */
+/* The server wants fd2's number: move the shim's own fd away if it is
+ * there (the channel, a shadow listener). */
 void shim_channel_vacate(int fd2);
+/* Sets the channel's fd (at start-up, or when it moves). */
+void shim_channel_set_fd(int fd);
 
 /* Moves fd to a high number out of the server's way. */
 int shim_move_fd_high(int fd, bool cloexec);

@@ -101,7 +101,7 @@ __attribute__((constructor)) static void shim_init(void)
 	/* The supervisor put the channel high, out of the server's way, and
 	 * left it open across exec for the worker's own exec chain. */
 	shim_worker_pid = getpid();
-	__atomic_store_n(&shim_channel_fd, fd, __ATOMIC_RELEASE);
+	shim_channel_set_fd(fd);
 	say_hello(env_lookup(CLUSTER_ENV_WORKER_ID));
 out:
 	errno = saved;

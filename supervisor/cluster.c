@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cluster_internal.h"
+#include "log_line.h"
 
 #define DEFAULT_KILL_TIMEOUT_MS 30000
 #define DEFAULT_RR_WINDOW 16
@@ -46,16 +47,11 @@ unsigned long cluster_handed_connections(const struct cluster *c)
 
 void cluster_logf(struct cluster *c, const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	log_vline(c->settings.log, c->settings.log_arg, fmt, ap);
 	va_end(ap);
-	if (c->settings.log)
-		c->settings.log(c->settings.log_arg, line);
-	else
-		fprintf(stderr, "cluster-run: %s\n", line);
 }
 
 int cluster_on(struct cluster *c, enum cluster_event_type type,

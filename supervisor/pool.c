@@ -1,4 +1,5 @@
 #include "pool.h"
+#include "log_line.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -59,16 +60,11 @@ static void pool_logf(struct pool *p, const char *fmt, ...)
 
 static void pool_logf(struct pool *p, const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	log_vline(p->s.log, p->s.log_arg, fmt, ap);
 	va_end(ap);
-	if (p->s.log)
-		p->s.log(p->s.log_arg, line);
-	else
-		fprintf(stderr, "cluster-run: %s\n", line);
 }
 
 static void describe_exit(const struct cluster_event *ev, char *buf,
