@@ -83,3 +83,19 @@ REAL_VARIADIC_FN(ioctl, unsigned long)
 REAL_FN(int, unlink, (const char *path), (path))
 REAL_FN(int, unlinkat, (int dirfd, const char *path, int flags),
 	(dirfd, path, flags))
+
+/* syscall() is variadic; every system call takes at most six words. */
+long real_syscall6(long number, long a1, long a2, long a3, long a4, long a5,
+		   long a6)
+{
+	static long (*fn)(long, ...);
+	long (*f)(long, ...) = __atomic_load_n(&fn, __ATOMIC_RELAXED);
+
+	if (!f) {
+		f = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+		if (!f)
+			real_missing("syscall");
+		__atomic_store_n(&fn, f, __ATOMIC_RELAXED);
+	}
+	return f(number, a1, a2, a3, a4, a5, a6);
+}

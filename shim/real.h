@@ -28,5 +28,7 @@ int real_fcntl(int fd, int cmd, void *arg);
 int real_ioctl(int fd, unsigned long request, void *arg);
 int real_unlink(const char *path);
 int real_unlinkat(int dirfd, const char *path, int flags);
+long real_syscall6(long number, long a1, long a2, long a3, long a4, long a5,
+		   long a6);
 
 #endif

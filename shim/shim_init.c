@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -84,6 +85,18 @@ static const char *env_lookup(const char *name)
 	return NULL;
 }
 
+/* In a forked child the channel stays open (a daemonizing server's child
+ * may be the worker from now on) but not across exec: what a child execs
+ * (CGI, sh -c) is never the worker.  Only the worker's own exec chain keeps
+ * it. */
+static void after_fork_child(void)
+{
+	int fd = __atomic_load_n(&shim_channel_fd, __ATOMIC_ACQUIRE);
+
+	if (fd >= 0)
+		real_fcntl(fd, F_SETFD, (void *)(long)FD_CLOEXEC);
+}
+
 __attribute__((constructor)) static void shim_init(void)
 {
 	const char *text = env_lookup(CLUSTER_ENV_CHANNEL_FD);
@@ -102,6 +115,7 @@ __attribute__((constructor)) static void shim_init(void)
 	 * left it open across exec for the worker's own exec chain. */
 	shim_worker_pid = getpid();
 	shim_channel_set_fd(fd);
+	pthread_atfork(NULL, NULL, after_fork_child);
 	say_hello(env_lookup(CLUSTER_ENV_WORKER_ID));
 out:
 	errno = saved;
