@@ -91,18 +91,27 @@ int shim_move_fd_high(int fd, bool cloexec)
 
 int shim_install_fd(int newfd, int fd, bool nonblock)
 {
+	struct shim_epoll_reg regs[SHIM_EPOLL_MAX_REGS];
 	int fdfl = real_fcntl(fd, F_GETFD, NULL);
-	int fl;
+	int fl, nregs;
 
 	if (fdfl < 0)
 		return -1;
-	if (real_dup3(newfd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+	nregs = shim_epoll_regs(fd, regs, SHIM_EPOLL_MAX_REGS);
+	shim_epoll_drop(fd, regs, nregs);
+	if (real_dup3(newfd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		int saved = errno;
+
+		shim_epoll_restore(fd, regs, nregs);
+		errno = saved;
 		return -1;
+	}
 	real_close(newfd);
 	fl = real_fcntl(fd, F_GETFL, NULL);
 	if (fl >= 0 && !!(fl & O_NONBLOCK) != nonblock)
 		real_fcntl(fd, F_SETFL,
 			   (void *)(long)(nonblock ? fl | O_NONBLOCK
 						   : fl & ~O_NONBLOCK));
+	shim_epoll_restore(fd, regs, nregs);
 	return 0;
 }

@@ -121,9 +121,25 @@ void shim_channel_set_fd(int fd);
 /* Moves fd to a high number out of the server's way. */
 int shim_move_fd_high(int fd, bool cloexec);
 
-/* Makes newfd take fd's place with fd's FD_CLOEXEC and the given
- * O_NONBLOCK. */
+/* Makes newfd take fd's place with fd's FD_CLOEXEC, the given O_NONBLOCK
+ * and fd's epoll registrations. */
 int shim_install_fd(int newfd, int fd, bool nonblock);
+
+/* ---- epoll registrations that follow an fd number (epoll_carry.c) ---- */
+
+#define SHIM_EPOLL_MAX_REGS 16
+
+struct shim_epoll_reg {
+	int epfd;
+	uint32_t events;
+	uint64_t data;
+};
+
+/* The registrations of fd's current file under fd, at most max. */
+int shim_epoll_regs(int fd, struct shim_epoll_reg *regs, int max);
+/* Before the swap: removes them; after it: makes them on the new file. */
+void shim_epoll_drop(int fd, const struct shim_epoll_reg *regs, int n);
+void shim_epoll_restore(int fd, const struct shim_epoll_reg *regs, int n);
 
 /* fcntl(F_SETFL) or ioctl(FIONBIO) on a listener still waiting for listen():
  * records the server's wish; returns true when the real call must be
