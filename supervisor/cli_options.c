@@ -1,6 +1,9 @@
 #include "cli_options.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdint.h>
 #include <getopt.h>
 #include <limits.h>
 #include <sched.h>
@@ -38,6 +41,11 @@ const char cli_usage[] =
 	"                          ms (default 100:10000)\n"
 	"      --crash-limit N[:SEC]  stop after N failed starts within SEC\n"
 	"                          seconds while no worker listens (10:60)\n"
+	"      --uid USER          run the workers as USER (name or number); the\n"
+	"                          supervisor keeps its rights to bind ports\n"
+	"      --gid GROUP         and as GROUP (default: USER's own group)\n"
+	"      --chdir DIR         start the workers in DIR\n"
+	"      --env KEY=VALUE     set a variable for the workers (repeatable)\n"
 	"      --control PATH      control socket (default: $XDG_RUNTIME_DIR/\n"
 	"                          cluster-run.sock, /run/cluster-run.sock as root)\n"
 	"  -h, --help              this text\n"
@@ -108,6 +116,10 @@ enum {
 	OPT_RESTART_DELAY,
 	OPT_CRASH_LIMIT,
 	OPT_CONTROL,
+	OPT_UID,
+	OPT_GID,
+	OPT_CHDIR,
+	OPT_ENV,
 };
 
 static const struct option long_options[] = {
@@ -120,6 +132,10 @@ static const struct option long_options[] = {
 	{ "restart-delay", required_argument, NULL, OPT_RESTART_DELAY },
 	{ "crash-limit", required_argument, NULL, OPT_CRASH_LIMIT },
 	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "uid", required_argument, NULL, OPT_UID },
+	{ "gid", required_argument, NULL, OPT_GID },
+	{ "chdir", required_argument, NULL, OPT_CHDIR },
+	{ "env", required_argument, NULL, OPT_ENV },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -160,6 +176,26 @@ static int parse_pair(const char *text, unsigned long max, unsigned long *a,
 		return -1;
 	if (colon && (parse_uint(colon + 1, max, b) < 0 || *b == 0))
 		return -1;
+	return 0;
+}
+
+static int add_env(struct cli_options *o, const char *arg, char *err,
+		   size_t errlen)
+{
+	char **env;
+
+	if (!strchr(arg, '=') || arg[0] == '=') {
+		snprintf(err, errlen, "invalid --env '%s': give KEY=VALUE", arg);
+		return -1;
+	}
+	env = realloc(o->env, (o->nenv + 2) * sizeof(*env));
+	if (!env) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	env[o->nenv++] = (char *)arg;
+	env[o->nenv] = NULL;
+	o->env = env;
 	return 0;
 }
 
@@ -212,6 +248,17 @@ static int parse_extra(int opt, const char *arg, struct cli_options *o,
 	case OPT_CONTROL:
 		o->control_path = arg;
 		return 0;
+	case OPT_UID:
+		o->user = arg;
+		return 0;
+	case OPT_GID:
+		o->group = arg;
+		return 0;
+	case OPT_CHDIR:
+		o->chdir_path = arg;
+		return 0;
+	case OPT_ENV:
+		return add_env(o, arg, err, errlen);
 	}
 	return 1; /* not one of these */
 }
@@ -293,6 +340,85 @@ int cli_parse(int argc, char **argv, const char *env_sched,
 	o->command = &argv[optind];
 	if (o->workers == 0)
 		o->workers = cli_default_workers();
+	return 0;
+}
+
+void cli_options_free(struct cli_options *o)
+{
+	free(o->env);
+	o->env = NULL;
+	o->nenv = 0;
+}
+
+static int lookup_user(const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw = getpwnam(name);
+	unsigned long v;
+
+	if (pw) {
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+		return 0;
+	}
+	if (parse_uint(name, UINT32_MAX - 1, &v) < 0)
+		return -1;
+	*uid = (uid_t)v;
+	pw = getpwuid(*uid);
+	*gid = pw ? pw->pw_gid : (gid_t)v;
+	return 0;
+}
+
+static int lookup_group(const char *name, gid_t *gid)
+{
+	struct group *gr = getgrnam(name);
+	unsigned long v;
+
+	if (gr) {
+		*gid = gr->gr_gid;
+		return 0;
+	}
+	if (parse_uint(name, UINT32_MAX - 1, &v) < 0)
+		return -1;
+	*gid = (gid_t)v;
+	return 0;
+}
+
+int cli_resolve_identity(const struct cli_options *o, struct cluster_settings *s,
+			 char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (o->user) {
+		if (lookup_user(o->user, &s->uid, &s->gid) < 0) {
+			snprintf(err, errlen, "unknown user '%s' for --uid", o->user);
+			return -1;
+		}
+		s->set_uid = s->set_gid = true;
+	}
+	if (o->group) {
+		if (lookup_group(o->group, &s->gid) < 0) {
+			snprintf(err, errlen, "unknown group '%s' for --gid", o->group);
+			return -1;
+		}
+		s->set_gid = true;
+	}
+	if ((s->set_uid || s->set_gid) && geteuid() != 0 &&
+	    ((s->set_uid && s->uid != geteuid()) ||
+	     (s->set_gid && s->gid != getegid()))) {
+		snprintf(err, errlen, "--uid/--gid need root (or the same ids); "
+			 "run cluster-run as root or drop them");
+		return -1;
+	}
+	if (o->chdir_path) {
+		if (stat(o->chdir_path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "cannot use --chdir '%s': %s",
+				 o->chdir_path, errno ? strerror(errno)
+						      : "not a directory");
+			return -1;
+		}
+		s->chdir_path = o->chdir_path;
+	}
+	s->extra_env = o->env;
 	return 0;
 }
 

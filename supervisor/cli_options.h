@@ -17,6 +17,10 @@ struct cli_options {
 	unsigned backoff_first_ms, backoff_max_ms;
 	unsigned crash_limit, crash_window_ms;
 	const char *control_path; /* NULL: the default path */
+	const char *user, *group; /* --uid, --gid as given */
+	const char *chdir_path;
+	char **env;               /* --env KEY=VALUE, NULL-terminated */
+	size_t nenv;
 	bool help;
 	bool version;
 	char **command;         /* argv after the options (after "--") */
@@ -29,6 +33,14 @@ struct cli_options {
  */
 int cli_parse(int argc, char **argv, const char *env_sched,
 	      struct cli_options *o, char *err, size_t errlen);
+
+/* --uid/--gid/--chdir made real: ids looked up (a user's own group when
+ * only --uid is given), the directory checked.  0, or -1 with err. */
+int cli_resolve_identity(const struct cli_options *o, struct cluster_settings *s,
+			 char *err, size_t errlen);
+
+/* Frees what cli_parse allocated (the --env list). */
+void cli_options_free(struct cli_options *o);
 
 /* Is cmd something execvp() can run?  0, or -1 with a message in err. */
 int cli_check_command(const char *cmd, char *err, size_t errlen);

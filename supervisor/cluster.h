@@ -69,6 +69,13 @@ struct cluster_settings {
 	int graceful_signal;     /* sent by worker_disconnect (0: SIGTERM) */
 	int kill_timeout_ms;     /* then SIGKILL (0: 30000) */
 	unsigned rr_window;      /* connections queued per worker (0: 16) */
+	/* Workers run as this user and group (the supervisor keeps its own
+	 * rights, binds the listeners and hands them over). */
+	bool set_uid, set_gid;
+	uid_t uid;
+	gid_t gid;
+	const char *chdir_path;  /* workers start in this directory, or NULL */
+	char *const *extra_env;  /* "KEY=VALUE", NULL-terminated, or NULL */
 	/* Diagnostics that are not events ("protocol error from worker 2").
 	 * NULL: printed on stderr as "cluster-run: ...". */
 	void (*log)(void *arg, const char *line);

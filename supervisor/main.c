@@ -206,8 +206,11 @@ static int run(const struct cli_options *o, const char *shim)
 	struct pool *p;
 	struct control *ctl;
 	struct signal_set signals;
+	char err[512];
 	int code;
 
+	if (cli_resolve_identity(o, &settings, err, sizeof(err)) < 0)
+		die("%s", err);
 	if (!base || !(c = cluster_new(base, &settings)))
 		die("cannot set up the event loop: %s", strerror(errno));
 	raise_fd_limit(); /* after cluster_new: workers keep the old limit */
@@ -235,6 +238,7 @@ int main(int argc, char **argv)
 {
 	struct cli_options o;
 	char err[512], shim[PATH_MAX];
+	int code;
 
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1);
@@ -255,5 +259,7 @@ int main(int argc, char **argv)
 		die("cannot find libcluster_shim.so beside cluster-run or in %s; "
 		    "set CLUSTER_SHIM_PATH", SHIM_INSTALL_PATH);
 	signal(SIGPIPE, SIG_IGN);
-	return run(&o, shim);
+	code = run(&o, shim);
+	cli_options_free(&o);
+	return code;
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,17 @@
 #include "cluster_internal.h"
 
 extern char **environ;
+
+/* Overridden by an --env KEY=VALUE of the same KEY? */
+static bool is_overridden(const char *entry, char *const *extra)
+{
+	size_t klen = strcspn(entry, "=");
+
+	for (; extra && *extra; extra++)
+		if (strncmp(*extra, entry, klen) == 0 && (*extra)[klen] == '=')
+			return true;
+	return false;
+}
 
 static bool is_our_variable(const char *entry)
 {
@@ -83,12 +95,15 @@ static void worker_env_set_pid(struct worker_env *we, pid_t pid)
 static int worker_env_build(struct worker_env *we, struct cluster *c,
 			    unsigned id, int fd)
 {
-	size_t n = 0, k = 0, i;
+	char *const *extra = c->settings.extra_env;
+	size_t n = 0, k = 0, i, nextra = 0;
 
 	memset(we, 0, sizeof(*we));
 	while (environ[n])
 		n++;
-	we->env = calloc(n + OUR_VARS + 1, sizeof(*we->env));
+	while (extra && extra[nextra])
+		nextra++;
+	we->env = calloc(n + nextra + OUR_VARS + 1, sizeof(*we->env));
 	we->ours[0] = preload_value(c->settings.shim_path);
 	if (asprintf(&we->ours[1], "%s=%u", CLUSTER_ENV_WORKER_ID, id) < 0)
 		we->ours[1] = NULL;
@@ -104,8 +119,12 @@ static int worker_env_build(struct worker_env *we, struct cluster *c,
 		return -1;
 	}
 	for (i = 0; i < n; i++)
-		if (!is_our_variable(environ[i]))
+		if (!is_our_variable(environ[i]) &&
+		    !is_overridden(environ[i], extra))
 			we->env[k++] = environ[i];
+	for (i = 0; i < nextra; i++)
+		if (!is_our_variable(extra[i]))
+			we->env[k++] = extra[i];
 	for (i = 0; i < OUR_VARS; i++)
 		we->env[k++] = we->ours[i];
 	return 0;
@@ -126,6 +145,16 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* Group first (it needs the rights the user change gives up). */
+static int drop_privileges(const struct cluster_settings *s)
+{
+	if (s->set_gid && (setgroups(1, &s->gid) < 0 || setgid(s->gid) < 0))
+		return -1;
+	if (s->set_uid && setuid(s->uid) < 0)
+		return -1;
+	return 0;
+}
+
 /* In the child: never returns. */
 static void exec_worker(struct cluster *c, pid_t parent, int channel,
 			struct worker_env *we, int err_pipe)
@@ -134,6 +163,11 @@ static void exec_worker(struct cluster *c, pid_t parent, int channel,
 
 	reset_signals();
 	setpgid(0, 0);
+	if (c->settings.chdir_path && chdir(c->settings.chdir_path) < 0)
+		goto fail;
+	if (drop_privileges(&c->settings) < 0)
+		goto fail;
+	/* After the credentials change, which clears it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent) /* the supervisor died before prctl */
 		_exit(127);
@@ -147,6 +181,7 @@ static void exec_worker(struct cluster *c, pid_t parent, int channel,
 	setrlimit(RLIMIT_NOFILE, &c->worker_nofile);
 	worker_env_set_pid(we, getpid());
 	execvpe(c->settings.argv[0], c->settings.argv, we->env);
+fail:
 	err = errno;
 	(void)!write(err_pipe, &err, sizeof(err));
 	_exit(127);
