@@ -16,10 +16,15 @@ struct control;
 int control_default_path(char *out, size_t cap, char *err, size_t errlen);
 
 /* Listens on path (mode 0600 from the start, peers checked with
- * SO_PEERCRED: same uid or root).  NULL with a one-line message in err. */
+ * SO_PEERCRED: same uid or root).  An existing path is refused when a
+ * server answers there or it is not a socket, and replaced when it is a
+ * stale socket.  NULL with a one-line message in err.  Clients are served
+ * on base's loop with non-blocking fds and a timeout each; the caller
+ * ignores SIGPIPE (cluster-run does). */
 struct control *control_new(struct event_base *base, struct pool *p,
 			    const char *path, char *err, size_t errlen);
-/* Stops listening and removes the socket file. */
+/* Stops listening, closes the clients and removes the socket file (if it
+ * is still the one control_new() made).  NULL is fine. */
 void control_free(struct control *ctl);
 
 /* `cluster-run ctl [--control PATH] status [--json] | reload | scale N |
