@@ -60,6 +60,8 @@ struct cluster_worker {
 	struct membership *memberships; /* singly linked via next_in_worker */
 	struct handle_index_set *indexes;
 	struct event *kill_timer;
+	struct event *drain_timer;  /* disconnect: waiting for its connections */
+	long long drain_deadline_ms;
 	unsigned long handed;
 	void *data;
 	struct cluster_worker *prev, *next;
@@ -130,6 +132,9 @@ bool handle_path_is_live(struct cluster *c, const char *path);
 const char *handle_policy_name(const struct handle *h);
 /* The worker stops getting connections on every handle (disconnect). */
 void handle_worker_stop_routing(struct cluster_worker *w);
+/* The TCP ports of the rr listeners it was routed from; returns how many. */
+unsigned handle_worker_rr_ports(const struct cluster_worker *w,
+				unsigned *ports, unsigned max);
 /* The worker is dead: drop its memberships, keep the listeners. */
 void handle_worker_gone(struct cluster_worker *w);
 void handle_free_all(struct cluster *c);

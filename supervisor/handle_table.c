@@ -379,6 +379,19 @@ unsigned worker_listener_count(const struct cluster_worker *w)
 	return n;
 }
 
+unsigned handle_worker_rr_ports(const struct cluster_worker *w,
+				unsigned *ports, unsigned max)
+{
+	const struct membership *m;
+	unsigned n = 0;
+
+	for (m = w->memberships; m && n < max; m = m->next_in_worker)
+		if (m->rr && m->handle->domain != AF_UNIX)
+			ports[n++] = sockaddr_port((struct sockaddr *)&m->handle->addr,
+						   m->handle->addrlen);
+	return n;
+}
+
 void handle_worker_stop_routing(struct cluster_worker *w)
 {
 	struct membership *m;

@@ -7,9 +7,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster_internal.h"
+#include "conn_census.h"
+
+#define DRAIN_TICK_MS 20
 
 static const char *const state_names[] = {
 	[WORKER_NONE] = "none",
@@ -94,6 +98,53 @@ static void worker_arm_kill_timer(struct cluster_worker *w)
 		evtimer_add(w->kill_timer, &tv);
 }
 
+static void worker_send_graceful(struct cluster_worker *w)
+{
+	kill(w->pid, w->cluster->settings.graceful_signal);
+	worker_arm_kill_timer(w);
+}
+
+static long long monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Step 2 of a disconnect: the connections it holds finish (or half the
+ * kill timeout passes) before it gets the graceful signal. */
+static void worker_on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster_worker *w = arg;
+	unsigned ports[16], n = handle_worker_rr_ports(w, ports, 16);
+	int open = n ? conn_census_count(w->pid, ports, n) : 0;
+
+	if (open > 0 && monotonic_ms() < w->drain_deadline_ms)
+		return;
+	event_del(w->drain_timer);
+	worker_send_graceful(w);
+}
+
+/* Only rr can drain: there the supervisor has stopped routing to the
+ * worker; with a shared socket it would go on accepting until signalled. */
+static bool worker_start_drain(struct cluster_worker *w)
+{
+	struct timeval tick = { 0, DRAIN_TICK_MS * 1000 };
+	unsigned ports[16];
+
+	if (handle_worker_rr_ports(w, ports, 16) == 0)
+		return false;
+	if (!w->drain_timer)
+		w->drain_timer = event_new(w->cluster->base, -1, EV_PERSIST,
+					   worker_on_drain_tick, w);
+	if (!w->drain_timer || event_add(w->drain_timer, &tick) < 0)
+		return false;
+	w->drain_deadline_ms =
+		monotonic_ms() + w->cluster->settings.kill_timeout_ms / 2;
+	return true;
+}
+
 int worker_disconnect(struct cluster_worker *w)
 {
 	if (w->state == WORKER_DEAD) {
@@ -103,6 +154,7 @@ int worker_disconnect(struct cluster_worker *w)
 	if (w->state == WORKER_DISCONNECTING)
 		return 0;
 	w->exited_after_disconnect = true;
+	/* Step 1: no new connections.  The unread ones go to others. */
 	handle_worker_stop_routing(w);
 	if (w->state < WORKER_DISCONNECTING)
 		w->state = WORKER_DISCONNECTING;
@@ -110,8 +162,8 @@ int worker_disconnect(struct cluster_worker *w)
 		worker_emit(w, CLUSTER_EV_DISCONNECT);
 	/* the channel stays open: the worker's children may still ask */
 	w->connected = false;
-	kill(w->pid, w->cluster->settings.graceful_signal);
-	worker_arm_kill_timer(w);
+	if (!worker_start_drain(w))
+		worker_send_graceful(w); /* step 3 */
 	return 0;
 }
 
@@ -140,6 +192,10 @@ void worker_reap(struct cluster_worker *w, int status)
 	if (w->kill_timer) {
 		event_free(w->kill_timer);
 		w->kill_timer = NULL;
+	}
+	if (w->drain_timer) {
+		event_free(w->drain_timer);
+		w->drain_timer = NULL;
 	}
 	ev.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	ev.term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;

@@ -84,15 +84,16 @@ static unsigned free_port(void)
 	return port;
 }
 
-static struct ctx *ctx_new_sched(enum cluster_sched sched, unsigned window)
+static struct ctx *ctx_new_fixture(enum cluster_sched sched, unsigned window,
+				   const char *name)
 {
 	static char fixture[512];
 	struct ctx *x = calloc(1, sizeof(*x));
 	struct cluster_settings s = { 0 };
 	int t;
 
-	snprintf(fixture, sizeof(fixture), "%s/fx_blocking_accept",
-		 getenv("FIXTURES_DIR"));
+	snprintf(fixture, sizeof(fixture), "%s/%s", getenv("FIXTURES_DIR"),
+		 name);
 	snprintf(x->argv_port, sizeof(x->argv_port), "%u", free_port());
 	x->argv[0] = fixture;
 	x->argv[1] = "--port";
@@ -108,6 +109,11 @@ static struct ctx *ctx_new_sched(enum cluster_sched sched, unsigned window)
 	for (t = 0; t < CLUSTER_EV_COUNT; t++)
 		cluster_on(x->c, (enum cluster_event_type)t, on_event, x);
 	return x;
+}
+
+static struct ctx *ctx_new_sched(enum cluster_sched sched, unsigned window)
+{
+	return ctx_new_fixture(sched, window, "fx_blocking_accept");
 }
 
 static struct ctx *ctx_new(unsigned window)
@@ -314,6 +320,34 @@ Test(cluster_api, reuseport_slot_socket_outlives_its_worker)
 	got = collect(x, fds, 30, answered, WAIT_MS);
 	cr_expect_eq(got, 30, "%d of 30 answered: queued connections lost", got);
 	for (i = 0; i < 30; i++)
+		close(fds[i]);
+	ctx_free(x);
+}
+
+Test(cluster_api, disconnect_lets_held_connections_finish)
+{
+	struct ctx *x = ctx_new_fixture(CLUSTER_SCHED_RR, 0, "fx_slow_answer");
+	struct cluster_worker *w[2];
+	int fds[4], i, got;
+	bool answered[4] = { false };
+
+	for (i = 0; i < 2; i++)
+		w[i] = cluster_fork(x->c, (unsigned)i + 1);
+	cr_assert(pump_until(x, &x->listening, 2));
+	for (i = 0; i < 4; i++)
+		fds[i] = connect_client(x->argv_port);
+	/* hand them out: each worker is busy with one, one queued behind */
+	got = collect(x, fds, 4, answered, 50);
+	cr_assert_eq(got, 0, "answered before the work could be done");
+	/* worker 1 is disconnected with a request in hand: it must finish
+	 * that one (it dies at once on SIGTERM), and its queued one goes to
+	 * worker 2 */
+	cr_assert_eq(worker_disconnect(w[0]), 0);
+	got = collect(x, fds, 4, answered, WAIT_MS);
+	cr_expect_eq(got, 4, "%d of 4 answered: a held connection was cut", got);
+	cr_assert(pump_until(x, &x->exits, 1));
+	cr_expect(x->last_exit_after_disconnect);
+	for (i = 0; i < 4; i++)
 		close(fds[i]);
 	ctx_free(x);
 }

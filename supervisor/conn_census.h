@@ -1,0 +1,16 @@
+/*
+ * conn_census.h - how many TCP connections on given local ports a process
+ * holds, seen from outside it: the socket inodes among its fds, matched
+ * against /proc/net/tcp and /proc/net/tcp6.  Used to drain a worker (its
+ * open connections finish before it gets the graceful signal).  Costs a
+ * scan of the process's fds and of the tables: for drains, not hot paths.
+ */
+#ifndef CONN_CENSUS_H
+#define CONN_CENSUS_H
+
+#include <sys/types.h>
+
+/* -1 when the process's fds cannot be read. */
+int conn_census_count(pid_t pid, const unsigned *ports, unsigned nports);
+
+#endif
