@@ -6,7 +6,10 @@
  * kernel says how much of a faux handle is still unread (SIOCOUTQ on our
  * end), so a worker with `rr_window` connections queued is skipped without
  * any ack from the worker.  When no worker has credit the supervisor stops
- * accepting and leaves clients in the kernel backlog.  Connections queued on
+ * accepting and leaves clients in the kernel backlog until one has: each
+ * faux handle's send buffer is sized so that our end turns writable exactly
+ * when its worker has fewer than `rr_window` connections unread, so that
+ * wait is an event, not a poll.  Connections queued on
  * a worker that stops, closes its listener or dies are taken back (we keep a
  * copy of the worker's end of the faux handle) and handed to others.
  */
@@ -25,7 +28,7 @@
 #include "rr_scheduler.h"
 
 #define RR_ACCEPT_BURST 64
-#define RR_RETRY_USEC 1000        /* all workers full: look again after 1 ms */
+#define RR_RETRY_USEC 1000        /* fallback poll when writability fails us */
 #define RR_EMFILE_RETRY_USEC 100000
 
 struct rr_conn {
@@ -43,7 +46,9 @@ struct rr_queue {
 
 struct rr_member {
 	struct rr_sched_entry sched;
+	struct rr_handle *rr;
 	struct cluster_worker *worker;
+	struct event *writable_ev; /* one-shot: its queue fell below the window */
 	int sup_end;    /* we write newconn here */
 	int worker_end; /* our copy of the worker's end, to take back */
 	unsigned outstanding; /* believed unread; refreshed from SIOCOUTQ */
@@ -206,25 +211,41 @@ static bool rr_flush_pending(struct rr_handle *rr)
 
 /* ---- accepting ---- */
 
-static void rr_stop_accepting(struct rr_handle *rr, long retry_usec)
+static void rr_stop_accepting(struct rr_handle *rr)
 {
 	if (rr->accepting) {
 		event_del(rr->accept_ev);
 		rr->accepting = false;
 	}
-	/* With no member at all there is nothing to wait for but a new one
-	 * (rr_handle_add resumes); otherwise look again shortly. */
-	if (retry_usec > 0 && (rr->sched.count > 0 || retry_usec > RR_RETRY_USEC)) {
-		struct timeval tv = { 0, retry_usec };
+}
 
-		evtimer_add(rr->retry_timer, &tv);
-	}
+/* Look again after a while (out of fds, or a kernel whose send buffers do
+ * not wake us as rr_wait_for_credit expects). */
+static void rr_retry_later(struct rr_handle *rr, long usec)
+{
+	struct timeval tv = { 0, usec };
+
+	rr_stop_accepting(rr);
+	evtimer_add(rr->retry_timer, &tv);
+}
+
+/* Every worker is full: sleep until one of them reads.  With no member at
+ * all there is nothing to wait for but a new one (rr_handle_add resumes). */
+static void rr_wait_for_credit(struct rr_handle *rr)
+{
+	unsigned i;
+
+	rr_stop_accepting(rr);
+	for (i = 0; i < rr->sched.count; i++)
+		event_add(member_of(rr->sched.entries[i])->writable_ev, NULL);
 }
 
 static void rr_resume(struct rr_handle *rr)
 {
-	if (!rr->h->listening || !rr_flush_pending(rr)) {
-		rr_stop_accepting(rr, RR_RETRY_USEC);
+	if (!rr->h->listening)
+		return;
+	if (!rr_flush_pending(rr)) {
+		rr_wait_for_credit(rr);
 		return;
 	}
 	if (!rr->accepting) {
@@ -259,7 +280,7 @@ static bool rr_accept_one(struct rr_handle *rr, struct rr_conn *c,
 			cluster_logf(rr->h->cluster,
 				     "accept on %s: %s; pausing accepts",
 				     rr->h->text, strerror(errno));
-			rr_stop_accepting(rr, RR_EMFILE_RETRY_USEC);
+			rr_retry_later(rr, RR_EMFILE_RETRY_USEC);
 			return false;
 		default: /* EAGAIN and the rest: wait for the next wakeup */
 			return false;
@@ -278,7 +299,7 @@ static void rr_on_acceptable(evutil_socket_t fd, short what, void *arg)
 		/* Pick before accepting: when nobody can take a connection,
 		 * it stays in the kernel backlog. */
 		if (!rr_flush_pending(rr) || (m = rr_next(rr)) == NULL) {
-			rr_stop_accepting(rr, RR_RETRY_USEC);
+			rr_wait_for_credit(rr);
 			return;
 		}
 		if (!rr_accept_one(rr, &c, m->wants_nonblock))
@@ -287,7 +308,7 @@ static void rr_on_acceptable(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (rr_queue_push(&rr->pending, &c) < 0)
 			close(c.fd);
-		rr_stop_accepting(rr, RR_RETRY_USEC);
+		rr_wait_for_credit(rr);
 		return;
 	}
 }
@@ -295,6 +316,26 @@ static void rr_on_acceptable(evutil_socket_t fd, short what, void *arg)
 static void rr_on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	rr_resume(arg);
+}
+
+static void rr_on_member_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct rr_member *m = arg;
+
+	if (rr_member_has_credit(&m->sched, m->rr))
+		rr_resume(m->rr);
+	else /* woken without room: this kernel's buffers differ; poll */
+		rr_retry_later(m->rr, RR_RETRY_USEC);
+}
+
+/* Our end is writable exactly while the worker has fewer than `window`
+ * connections unread: the kernel doubles SO_SNDBUF and reports writable
+ * while a quarter of it is free. */
+static void rr_member_size_buffer(struct rr_handle *rr, int sup_end)
+{
+	int bytes = (int)(2 * rr_window(rr) * rr->h->cluster->newconn_truesize);
+
+	setsockopt(sup_end, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
 }
 
 /* ---- lifecycle ---- */
@@ -362,11 +403,17 @@ struct rr_member *rr_handle_add(struct rr_handle *rr,
 	/* The worker's end must block unless the server asks otherwise: the
 	 * shim copies the server's own O_NONBLOCK onto it. */
 	fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) & ~O_NONBLOCK);
+	m->rr = rr;
 	m->worker = w;
 	m->wants_nonblock = wants_nonblock;
 	m->sup_end = sv[0];
 	m->worker_end = sv[1];
-	if (rr_scheduler_add(&rr->sched, &m->sched) < 0) {
+	rr_member_size_buffer(rr, sv[0]);
+	m->writable_ev = event_new(rr->h->cluster->base, sv[0], EV_WRITE,
+				   rr_on_member_writable, m);
+	if (!m->writable_ev || rr_scheduler_add(&rr->sched, &m->sched) < 0) {
+		if (m->writable_ev)
+			event_free(m->writable_ev);
 		close(sv[0]);
 		close(sv[1]);
 		free(m);
@@ -406,6 +453,7 @@ static void rr_member_reclaim(struct rr_handle *rr, struct rr_member *m)
 
 void rr_member_stop(struct rr_handle *rr, struct rr_member *m)
 {
+	event_del(m->writable_ev);
 	rr_scheduler_remove(&rr->sched, &m->sched);
 	rr_member_reclaim(rr, m);
 	rr_resume(rr);
@@ -414,6 +462,7 @@ void rr_member_stop(struct rr_handle *rr, struct rr_member *m)
 void rr_member_free(struct rr_handle *rr, struct rr_member *m)
 {
 	rr_member_stop(rr, m);
+	event_free(m->writable_ev);
 	close(m->sup_end);
 	close(m->worker_end);
 	free(m);
