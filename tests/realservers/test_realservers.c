@@ -37,6 +37,7 @@
 #define WORKERS 3
 #define REQUESTS 100
 #define GONE_MS 3000          /* processes SIGKILLed at stop disappear */
+#define SETTLE_MS 2000        /* workers fall asleep after the last answer */
 #define MAX_ARGS 32
 
 static char tmpdir[64];       /* this test's configs and files */
@@ -465,6 +466,45 @@ static long find_token_process(const struct hx_cluster *c)
 	return found;
 }
 
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return '?';
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/*
+ * Waits (bounded) until every worker is asleep, between requests.  A server
+ * whose loop checks its "terminate" flag before blocking in epoll_wait()
+ * (nginx with master_process off) loses a SIGTERM that lands just before
+ * the call, and in its master mode the master resends; a test that stops
+ * it right after the last answer would catch that window now and then.
+ */
+static void settle(struct hx_cluster *c)
+{
+	for (size_t i = 0; i < c->n_events; i++) {
+		int64_t deadline = hx_now_ms() + SETTLE_MS;
+		pid_t pid = c->events[i].pid;
+		int asleep = 0;
+
+		if (c->events[i].kind != HX_FORKED)
+			continue;
+		while (asleep < 3 && hx_now_ms() < deadline) {
+			asleep = proc_state(pid) == 'S' ? asleep + 1 : 0;
+			poll(NULL, 0, 5); /* looks 5 ms apart: a measurement */
+		}
+	}
+}
+
 /* SIGTERM: cluster-run exits 0, no worker nor child of one is left. */
 static void stop_and_check(struct hx_cluster *c, const struct real_case *rc)
 {
@@ -472,6 +512,7 @@ static void stop_and_check(struct hx_cluster *c, const struct real_case *rc)
 	long left;
 	int status;
 
+	settle(c);
 	status = hx_stop(c, SIGTERM, HX_EXIT_MS);
 	hx_assert(c, status != -1, "%s: cluster-run did not exit within %d ms "
 		  "of SIGTERM", rc->name, HX_EXIT_MS);
