@@ -3,8 +3,12 @@
  * supervisor to stop sending it connections.  The shim's own fds (the
  * channel, the copies of real listeners kept for faux handles) cannot be
  * closed by the server: daemonizing servers close every fd they find, and
- * close() of them reports success and leaves them open.
+ * close() of them reports success and leaves them open.  The supervisor
+ * hears of a closed listener only once the fd is closed here: told
+ * earlier, it could let go of the handle while this process still held the
+ * socket, and another worker's bind of the address would fail.
  */
+#include <errno.h>
 #include <unistd.h>
 
 #include "real.h"
@@ -12,7 +16,19 @@
 
 int close(int fd)
 {
-	if (shim_active() && (!shim_fd_closing(fd) || fd == shim_channel_fd))
+	unsigned slot;
+	int taken, rc, saved;
+
+	if (!shim_active())
+		return real_close(fd);
+	taken = shim_fd_take(fd, &slot);
+	if (taken < 0 || fd == shim_channel_fd)
 		return 0;
-	return real_close(fd);
+	rc = real_close(fd);
+	if (taken) {
+		saved = errno;
+		shim_handle_unref(slot);
+		errno = saved;
+	}
+	return rc;
 }

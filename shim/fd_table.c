@@ -79,20 +79,23 @@ void shim_fd_detach(int fd)
 		shim_handle_unref(ENTRY_SLOT(e));
 }
 
-bool shim_fd_closing(int fd)
+int shim_fd_take(int fd, unsigned *slot)
 {
 	uint32_t e;
 
 	if (fd < 0 || fd >= SHIM_MAX_FD)
-		return true;
+		return 0;
 	/* One plain load: close() of an ordinary fd costs nothing more. */
 	e = __atomic_load_n(&fd_table[fd], __ATOMIC_RELAXED);
 	if (e == 0)
-		return true;
+		return 0;
 	if (ENTRY_KIND(e) == SHIM_FD_INTERNAL)
-		return false;
-	shim_fd_detach(fd);
-	return true;
+		return -1;
+	if (!__atomic_compare_exchange_n(&fd_table[fd], &e, 0, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return 0; /* another thread took it */
+	*slot = ENTRY_SLOT(e);
+	return 1;
 }
 
 void shim_fd_copy(int fd, int fd2)

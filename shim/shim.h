@@ -88,10 +88,12 @@ bool shim_fd_lookup(int fd, struct shim_fd_info *info);
 bool shim_fd_internal(int fd, unsigned *slot);
 /* The highest fd that ever had an entry, -1 if none. */
 int shim_fd_high(void);
-/* close(fd) is about to happen: false if fd is the shim's own and must stay
- * open; else the fd forgets its handle and true.  One load for an fd that is
- * nothing to the shim. */
-bool shim_fd_closing(int fd);
+/* close(fd) is about to happen: -1 if fd is the shim's own and must stay
+ * open; 1 if it was a listener, whose entry is cleared and whose slot is in
+ * *slot (drop that reference once the fd is closed, so the supervisor lets
+ * go of the handle only after this process did); 0 otherwise, after one
+ * load. */
+int shim_fd_take(int fd, unsigned *slot);
 void shim_fd_set(int fd, enum shim_fd_kind kind, unsigned slot);
 void shim_fd_clear(int fd);
 /* The fd forgets its handle (its reference is dropped). */

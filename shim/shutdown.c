@@ -43,10 +43,12 @@ static void retire_listener(unsigned slot, int how)
 			continue;
 		fl = real_fcntl(fd, F_GETFL, NULL);
 		dead = dead_socket(domain, type, protocol, how);
-		shim_fd_detach(fd);
 		if (dead >= 0 &&
 		    shim_install_fd(dead, fd, fl >= 0 && (fl & O_NONBLOCK)) < 0)
 			real_close(dead);
+		/* after the swap: the supervisor may let go of the handle
+		 * once told, and this process must not hold it any more */
+		shim_fd_detach(fd);
 	}
 }
 
