@@ -31,6 +31,17 @@ static bool clusterable_address(const struct sockaddr *addr, socklen_t len)
 	return false;
 }
 
+/* IP_BIND_ADDRESS_NO_PORT: the bind of a client that is going to connect
+ * (nginx's proxy_bind sets it); such a socket never listens. */
+static bool client_only(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return real_getsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &v,
+			       &len) == 0 && v != 0;
+}
+
 static bool clusterable_socket(int fd, int *type, int *protocol)
 {
 	socklen_t len = sizeof(*type);
@@ -46,7 +57,7 @@ static bool clusterable_socket(int fd, int *type, int *protocol)
 	len = sizeof(*protocol);
 	if (real_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, protocol, &len) < 0)
 		*protocol = 0;
-	return true;
+	return !client_only(fd);
 }
 
 /* A relative unix path means the worker's cwd; the supervisor has its own. */

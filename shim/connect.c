@@ -1,10 +1,24 @@
 /*
  * connect() on a socket that was bound through the supervisor: it was a
- * client binding its source address, not a listener.  The worker lets go of
- * the handle and the socket gets its own real bind before connecting.
+ * client binding its source address, not a listener (the shim could not
+ * tell at bind()).  The worker lets go of the handle, and the socket it
+ * connects must be its own:
+ *   - a joining worker's socket was never bound: it gets its own real bind
+ *     of the address it asked for;
+ *   - the first worker's socket is the one the supervisor bound and holds a
+ *     copy of (as it may hold the handle for other workers, that copy would
+ *     keep the connection open after the server closes it).  For a port-0
+ *     bind, or a shared datagram socket, the worker gets a fresh socket
+ *     with the options the server set, bound to the address it asked for;
+ *     a fixed port stays on the socket that has it (the supervisor lets go
+ *     of its copy with the handle, as this worker was its only user).
+ * Either way the socket gets back the O_NONBLOCK the server gave it (in rr
+ * the supervisor made the bound socket non-blocking for its accept loop).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -25,18 +39,148 @@ static bool unbound(int fd)
 	return ((struct sockaddr_in *)&ss)->sin_port == 0;
 }
 
+static bool port_zero(const struct cluster_sockaddr *ca)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&ca->ss;
+
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)sa)->sin_port == 0;
+	if (sa->sa_family == AF_INET6)
+		return ((const struct sockaddr_in6 *)sa)->sin6_port == 0;
+	return false;
+}
+
+struct option_id {
+	int level, name;
+};
+
+/* Options a server sets on a client socket before bind(). */
+static const struct option_id client_options[] = {
+	{ SOL_SOCKET, SO_REUSEADDR }, { SOL_SOCKET, SO_REUSEPORT },
+	{ SOL_SOCKET, SO_KEEPALIVE }, { SOL_SOCKET, SO_BROADCAST },
+	{ SOL_SOCKET, SO_OOBINLINE }, { SOL_SOCKET, SO_PRIORITY },
+	{ SOL_SOCKET, SO_MARK }, { SOL_SOCKET, SO_LINGER },
+	{ SOL_SOCKET, SO_RCVTIMEO }, { SOL_SOCKET, SO_SNDTIMEO },
+	{ SOL_SOCKET, SO_RCVBUF }, { SOL_SOCKET, SO_SNDBUF },
+	{ SOL_SOCKET, SO_RCVLOWAT }, { SOL_SOCKET, SO_BINDTODEVICE },
+	{ IPPROTO_TCP, TCP_NODELAY }, { IPPROTO_TCP, TCP_KEEPIDLE },
+	{ IPPROTO_TCP, TCP_KEEPINTVL }, { IPPROTO_TCP, TCP_KEEPCNT },
+	{ IPPROTO_TCP, TCP_USER_TIMEOUT }, { IPPROTO_TCP, TCP_CONGESTION },
+	{ IPPROTO_TCP, TCP_MAXSEG }, { IPPROTO_TCP, TCP_WINDOW_CLAMP },
+	{ IPPROTO_TCP, TCP_NOTSENT_LOWAT },
+	{ IPPROTO_TCP, TCP_FASTOPEN_CONNECT },
+	{ IPPROTO_IP, IP_TOS }, { IPPROTO_IP, IP_TTL },
+	{ IPPROTO_IP, IP_FREEBIND }, { IPPROTO_IP, IP_TRANSPARENT },
+	{ IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT },
+	{ IPPROTO_IP, IP_MTU_DISCOVER }, { IPPROTO_IP, IP_RECVERR },
+	{ IPPROTO_IP, IP_PKTINFO },
+	{ IPPROTO_IPV6, IPV6_V6ONLY }, { IPPROTO_IPV6, IPV6_TCLASS },
+	{ IPPROTO_IPV6, IPV6_UNICAST_HOPS }, { IPPROTO_IPV6, IPV6_RECVERR },
+	{ IPPROTO_IPV6, IPV6_RECVPKTINFO },
+	{ IPPROTO_IPV6, IPV6_MTU_DISCOVER },
+};
+
+/* Every option whose value on from differs from the fresh socket's. */
+static void copy_options(int from, int to, int domain)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(client_options) / sizeof(client_options[0]);
+	     i++) {
+		const struct option_id *o = &client_options[i];
+		char a[64], b[64];
+		socklen_t alen = sizeof(a), blen = sizeof(b);
+
+		if ((o->level == IPPROTO_IP && domain != AF_INET) ||
+		    (o->level == IPPROTO_IPV6 && domain != AF_INET6))
+			continue;
+		memset(a, 0, sizeof(a));
+		memset(b, 0, sizeof(b));
+		if (real_getsockopt(from, o->level, o->name, a, &alen) < 0 ||
+		    real_getsockopt(to, o->level, o->name, b, &blen) < 0 ||
+		    (alen == blen && memcmp(a, b, alen) == 0))
+			continue;
+		if (o->level == SOL_SOCKET &&
+		    (o->name == SO_RCVBUF || o->name == SO_SNDBUF)) {
+			int v = *(int *)a / 2; /* the kernel doubles it */
+
+			real_setsockopt(to, o->level, o->name, &v, sizeof(v));
+			continue;
+		}
+		real_setsockopt(to, o->level, o->name, a, alen);
+	}
+}
+
+/* A socket of the same kind, the same options, bound to what the server
+ * asked for, in fd's place; -1 if that cannot be done (fd unchanged). */
+static int take_private_socket(int fd, const struct shim_handle *h,
+			       bool nonblock)
+{
+	int s = socket(h->domain, h->type | SOCK_CLOEXEC, h->protocol);
+
+	if (s < 0)
+		return -1;
+	copy_options(fd, s, h->domain);
+	if (real_bind(s, (const struct sockaddr *)&h->requested.ss,
+		      h->requested.len) < 0 ||
+	    shim_install_fd(s, fd, nonblock) < 0) {
+		real_close(s);
+		return -1;
+	}
+	return 0;
+}
+
+static void set_nonblock(int fd, bool nonblock)
+{
+	int fl = real_fcntl(fd, F_GETFL, NULL);
+
+	if (fl >= 0 && !!(fl & O_NONBLOCK) != nonblock)
+		real_fcntl(fd, F_SETFL,
+			   (void *)(long)(nonblock ? fl | O_NONBLOCK
+						   : fl & ~O_NONBLOCK));
+}
+
+/* The handle is let go of and fd is a socket of this worker alone. */
+static int become_client(int fd, unsigned slot, enum shim_fd_kind kind)
+{
+	const struct shim_handle *h = shim_handle_get(slot);
+	struct shim_handle copy = *h; /* the slot may go with the detach */
+	int saved = errno, fl;
+	bool nonblock;
+
+	if (kind == SHIM_FD_PENDING && copy.supervisor_accepts) {
+		nonblock = copy.server_nonblock;
+	} else {
+		fl = real_fcntl(fd, F_GETFL, NULL);
+		nonblock = fl >= 0 && (fl & O_NONBLOCK);
+	}
+	shim_fd_detach(fd);
+	if (kind == SHIM_FD_PENDING && unbound(fd)) {
+		if (real_bind(fd, (struct sockaddr *)&copy.requested.ss,
+			      copy.requested.len) < 0)
+			return -1;
+	} else if ((port_zero(&copy.requested) || kind == SHIM_FD_SHARED) &&
+		   take_private_socket(fd, &copy, nonblock) == 0) {
+		errno = saved;
+		return 0;
+	}
+	set_nonblock(fd, nonblock);
+	errno = saved;
+	return 0;
+}
+
 int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct shim_fd_info info;
-	struct cluster_sockaddr requested;
 
-	if (!shim_active() || !shim_fd_lookup(fd, &info) ||
-	    info.kind != SHIM_FD_PENDING)
+	if (!shim_active() || !shim_fd_lookup(fd, &info))
 		return real_connect(fd, addr, len);
-	requested = shim_handle_get(info.slot)->requested;
-	shim_fd_detach(fd);
-	if (unbound(fd) &&
-	    real_bind(fd, (struct sockaddr *)&requested.ss, requested.len) < 0)
+	/* a listener (faux handle, shared stream socket): as the kernel says */
+	if (info.kind == SHIM_FD_FAUX ||
+	    (info.kind == SHIM_FD_SHARED &&
+	     shim_handle_get(info.slot)->type != SOCK_DGRAM))
+		return real_connect(fd, addr, len);
+	if (become_client(fd, info.slot, info.kind) < 0)
 		return -1;
 	return real_connect(fd, addr, len);
 }
