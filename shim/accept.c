@@ -69,9 +69,11 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	struct shim_fd_info info;
 
-	if (shim_active() && shim_fd_lookup(fd, &info) &&
-	    info.kind == SHIM_FD_FAUX)
-		return faux_accept(fd, addr, len, flags);
+	if (shim_active() && shim_fd_lookup(fd, &info)) {
+		shim_served = true;
+		if (info.kind == SHIM_FD_FAUX)
+			return faux_accept(fd, addr, len, flags);
+	}
 	return real_accept4(fd, addr, len, flags);
 }
 
@@ -79,8 +81,10 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	struct shim_fd_info info;
 
-	if (shim_active() && shim_fd_lookup(fd, &info) &&
-	    info.kind == SHIM_FD_FAUX)
-		return faux_accept(fd, addr, len, 0);
+	if (shim_active() && shim_fd_lookup(fd, &info)) {
+		shim_served = true;
+		if (info.kind == SHIM_FD_FAUX)
+			return faux_accept(fd, addr, len, 0);
+	}
 	return real_accept(fd, addr, len);
 }

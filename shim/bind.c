@@ -144,6 +144,7 @@ static int bind_via_supervisor(int fd, const struct sockaddr *addr,
 	}
 	if (remember_handle(fd, (unsigned)slot, &q, &reply, fds, nfds) < 0)
 		return -1;
+	shim_served = true;
 	errno = saved;
 	return 0;
 }

@@ -80,6 +80,9 @@ REAL_FN(int, dup3, (int fd, int fd2, int flags), (fd, fd2, flags))
 
 REAL_VARIADIC_FN(fcntl, int)
 REAL_VARIADIC_FN(ioctl, unsigned long)
+REAL_FN(pid_t, fork, (void), ())
+REAL_FN(pid_t, setsid, (void), ())
+REAL_FN(int, daemon, (int nochdir, int noclose), (nochdir, noclose))
 REAL_FN(int, unlink, (const char *path), (path))
 REAL_FN(int, unlinkat, (int dirfd, const char *path, int flags),
 	(dirfd, path, flags))
@@ -98,4 +101,19 @@ long real_syscall6(long number, long a1, long a2, long a3, long a4, long a5,
 		__atomic_store_n(&fn, f, __ATOMIC_RELAXED);
 	}
 	return f(number, a1, a2, a3, a4, a5, a6);
+}
+
+void real__exit(int code)
+{
+	static void (*fn)(int);
+	void (*f)(int) = __atomic_load_n(&fn, __ATOMIC_RELAXED);
+
+	if (!f) {
+		f = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
+		if (!f) /* cannot happen with glibc; end anyway */
+			f = (void (*)(int))dlsym(RTLD_DEFAULT, "_Exit");
+		__atomic_store_n(&fn, f, __ATOMIC_RELAXED);
+	}
+	f(code);
+	abort(); /* unreachable */
 }

@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 int real_bind(int fd, const struct sockaddr *addr, socklen_t len);
 int real_listen(int fd, int backlog);
@@ -28,6 +29,10 @@ int real_fcntl(int fd, int cmd, void *arg);
 int real_ioctl(int fd, unsigned long request, void *arg);
 int real_unlink(const char *path);
 int real_unlinkat(int dirfd, const char *path, int flags);
+pid_t real_fork(void);
+pid_t real_setsid(void);
+int real_daemon(int nochdir, int noclose);
+void real__exit(int code) __attribute__((noreturn));
 long real_syscall6(long number, long a1, long a2, long a3, long a4, long a5,
 		   long a6);
 

@@ -26,9 +26,19 @@ static inline bool shim_active(void)
 	return __atomic_load_n(&shim_channel_fd, __ATOMIC_RELAXED) >= 0;
 }
 
-/* Only the worker's main process speaks for the worker when it lets go of a
- * handle; a forked child closing its inherited copy changes nothing. */
+/* Only the worker's main process (or the daemon it became, daemon.c)
+ * speaks for the worker when it lets go of a handle; a forked child closing
+ * its inherited copy changes nothing. */
 bool shim_is_worker_main(void);
+
+/* ---- daemonizing servers (daemon.c) ---- */
+
+/* This process bound through the supervisor or accepted on a listener. */
+extern bool shim_served;
+/* This process is the daemon serving for the worker. */
+bool shim_is_daemon(void);
+void shim_daemon_init(void);
+void shim_daemon_after_fork_child(void);
 
 /* ---- per-process handle slots: this process's share of one handle ---- */
 

@@ -24,7 +24,7 @@ pid_t shim_worker_pid;
 
 bool shim_is_worker_main(void)
 {
-	return getpid() == shim_worker_pid;
+	return getpid() == shim_worker_pid || shim_is_daemon();
 }
 
 static int parse_fd(const char *text)
@@ -93,8 +93,10 @@ static void after_fork_child(void)
 {
 	int fd = __atomic_load_n(&shim_channel_fd, __ATOMIC_ACQUIRE);
 
-	if (fd >= 0)
+	if (fd >= 0) {
 		real_fcntl(fd, F_SETFD, (void *)(long)FD_CLOEXEC);
+		shim_daemon_after_fork_child();
+	}
 }
 
 __attribute__((constructor)) static void shim_init(void)
@@ -115,6 +117,7 @@ __attribute__((constructor)) static void shim_init(void)
 	 * left it open across exec for the worker's own exec chain. */
 	shim_worker_pid = getpid();
 	shim_channel_set_fd(fd);
+	shim_daemon_init();
 	pthread_atfork(NULL, NULL, after_fork_child);
 	say_hello(env_lookup(CLUSTER_ENV_WORKER_ID));
 out:
