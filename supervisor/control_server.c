@@ -134,6 +134,13 @@ static void add_json_string(struct evbuffer *out, const char *text)
 	evbuffer_add(out, "\"", 1);
 }
 
+/* A worker forked whose shim has not checked in yet is "none" to the
+ * cluster library; to an operator it is starting. */
+static const char *state_name(const struct pool_worker_info *w)
+{
+	return strcmp(w->state, "none") == 0 ? "starting" : w->state;
+}
+
 static void add_status_json(struct control *ctl, struct evbuffer *out,
 			    const struct pool_worker_info *w, unsigned n)
 {
@@ -149,7 +156,7 @@ static void add_status_json(struct control *ctl, struct evbuffer *out,
 		evbuffer_add_printf(out, "%s\n    {\"id\": %u, \"pid\": %d, "
 				    "\"state\": ", i ? "," : "", w[i].id,
 				    (int)w[i].pid);
-		add_json_string(out, w[i].state);
+		add_json_string(out, state_name(&w[i]));
 		evbuffer_add_printf(out, ", \"uptime_ms\": %lld, \"restarts\": "
 				    "%u, \"handed\": %lu, \"listeners\": %u, "
 				    "\"replacement\": %s}",
@@ -188,7 +195,7 @@ static void add_status_table(struct control *ctl, struct evbuffer *out,
 	add_row(out, head);
 	for (i = 0; i < n; i++) {
 		char id[16], pid[16], up[32], restarts[16], handed[24], ls[16];
-		const char *col[8] = { id, pid, w[i].state, up, restarts,
+		const char *col[8] = { id, pid, state_name(&w[i]), up, restarts,
 				       handed, ls,
 				       w[i].replacement ? "new (reload)" : "" };
 
