@@ -159,10 +159,11 @@ static void add_status_json(struct control *ctl, struct evbuffer *out,
 		add_json_string(out, state_name(&w[i]));
 		evbuffer_add_printf(out, ", \"uptime_ms\": %lld, \"restarts\": "
 				    "%u, \"handed\": %lu, \"listeners\": %u, "
-				    "\"replacement\": %s}",
+				    "\"replacement\": %s, \"retiring\": %s}",
 				    w[i].uptime_ms > 0 ? w[i].uptime_ms : 0,
 				    w[i].restarts, w[i].handed, w[i].listeners,
-				    w[i].replacement ? "true" : "false");
+				    w[i].replacement ? "true" : "false",
+				    w[i].retiring ? "true" : "false");
 	}
 	evbuffer_add_printf(out, "%s]\n}\n", n ? "\n  " : "");
 }
@@ -197,7 +198,8 @@ static void add_status_table(struct control *ctl, struct evbuffer *out,
 		char id[16], pid[16], up[32], restarts[16], handed[24], ls[16];
 		const char *col[8] = { id, pid, state_name(&w[i]), up, restarts,
 				       handed, ls,
-				       w[i].replacement ? "new (reload)" : "" };
+				       w[i].replacement ? "new (reload)"
+				       : w[i].retiring ? "old (reload)" : "" };
 
 		snprintf(id, sizeof(id), "%u", w[i].id);
 		snprintf(pid, sizeof(pid), "%d", (int)w[i].pid);

@@ -220,7 +220,11 @@ static int run(const struct cli_options *o, const char *shim)
 		die("out of memory%s", "");
 	signals_add(&signals, base, p);
 	ctl = control_start(base, p, o->control_path);
-	if (pool_start(p) < 0)
+	/* A path the operator named must work: without it `ctl` would reach
+	 * another cluster-run.  The default path is best effort. */
+	if (!ctl && o->control_path)
+		code = 1;
+	else if (pool_start(p) < 0)
 		code = 1;
 	else {
 		event_base_dispatch(base);

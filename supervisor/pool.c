@@ -619,8 +619,9 @@ int pool_exit_code(const struct pool *p)
 
 static void fill_info(struct pool_worker_info *info,
 		      const struct pool_slot *s, struct cluster_worker *w,
-		      long long started, bool replacement)
+		      long long started, bool replacement, bool retiring)
 {
+	info->retiring = retiring;
 	info->id = s->id;
 	info->pid = worker_pid(w);
 	info->state = worker_state_name(worker_state(w));
@@ -640,10 +641,14 @@ unsigned pool_snapshot(const struct pool *p, struct pool_worker_info *out,
 		const struct pool_slot *s = p->slots[i];
 
 		if (s->worker && n++ < max)
-			fill_info(&out[n - 1], s, s->worker, s->started_ms, false);
+			fill_info(&out[n - 1], s, s->worker, s->started_ms,
+				  false, false);
 		if (s->replacement && n++ < max)
 			fill_info(&out[n - 1], s, s->replacement,
-				  s->replacement_started_ms, true);
+				  s->replacement_started_ms, true, false);
+		if (s->retiring && n++ < max) /* its uptime ended with the reload */
+			fill_info(&out[n - 1], s, s->retiring,
+				  s->started_ms, false, true);
 	}
 	return n;
 }

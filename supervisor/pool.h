@@ -71,10 +71,12 @@ struct pool_worker_info {
 	unsigned long handed;   /* connections handed in rr */
 	unsigned listeners;
 	bool replacement;       /* a reload's new worker, not yet in charge */
+	bool retiring;          /* the worker a reload replaced, draining */
 };
 
-/* Fills up to max entries (current workers, then replacements); returns
- * how many there are in all. */
+/* Fills up to max entries (per slot: the worker in charge, a reload's
+ * replacement, the worker it replaced while that drains); returns how many
+ * there are in all. */
 unsigned pool_snapshot(const struct pool *p, struct pool_worker_info *out,
 		       unsigned max);
 

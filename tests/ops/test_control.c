@@ -673,3 +673,22 @@ Test(control, misbehaving_clients)
 	close(partial);
 	expect_workers(&oc, 1);
 }
+
+Test(control, second_cluster_run_same_path_exits)
+{
+	struct ops_cluster oc;
+	struct hx_cluster *c2;
+	int status;
+
+	ops_start(&oc, 1, NULL);
+	c2 = start_second(&oc);
+	status = hx_wait_exit(c2, HX_EXIT_MS);
+	hx_assert(c2, status != -1 && WIFEXITED(status) &&
+		  WEXITSTATUS(status) != 0, "the second cluster-run, without "
+		  "the control socket it was given, still runs after %d ms "
+		  "(wait status 0x%x): want a non-zero exit", HX_EXIT_MS, status);
+	hx_assert(c2, hx_count(c2, HX_FORKED) == 0,
+		  "the second cluster-run started workers");
+	hx_free(c2);
+	expect_workers(&oc, 1);
+}
