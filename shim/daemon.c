@@ -17,9 +17,11 @@
  *     setsid(); pre-fork pools and fork-per-connection servers fork more);
  *   - the first child of a double fork (it called setsid(), served nothing,
  *     forked one child that is alive): that child is the daemon now.
- * daemon() is the shim's own (glibc's calls _exit() inside libc, out of
- * reach): its parent waits until the child has called setsid().
+ * A process with more than one thread never lingers.  daemon() is the
+ * shim's own (glibc's calls _exit() inside libc, out of reach): its parent
+ * waits until the child has called setsid().
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <paths.h>
@@ -120,12 +122,37 @@ static void stand_in(pid_t child, int code)
 	real__exit(WIFEXITED(status) ? WEXITSTATUS(status) : code);
 }
 
+/* Whether this process has one thread.  A daemonizing parent has (fork()
+ * in a threaded program is for exec()); a threaded server that exits while
+ * a child it spawned lives (node, a child_process) is not daemonizing, and
+ * its other threads must not run on while it would linger. */
+static bool single_threaded(void)
+{
+	char buf[1024];
+	int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int tasks = 0;
+	ssize_t n;
+
+	if (dir < 0)
+		return true;
+	while (tasks < 2 && (n = getdents64(dir, buf, sizeof(buf))) > 0)
+		for (ssize_t off = 0; off < n;) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+
+			off += d->d_reclen;
+			tasks += d->d_name[0] >= '0' && d->d_name[0] <= '9';
+		}
+	real_close(dir);
+	return tasks < 2;
+}
+
 /* The process is exiting with code: linger if it stands for a daemon. */
 static void maybe_stand_in(int code)
 {
 	pid_t d;
 
-	if (!shim_active() || !page || self_pid != getpid())
+	if (!shim_active() || !page || self_pid != getpid() ||
+	    !single_threaded())
 		return;
 	d = __atomic_load_n(&page->daemon_pid, __ATOMIC_ACQUIRE);
 	if (self_pid == shim_worker_pid) {
