@@ -142,6 +142,7 @@ struct cluster_worker *cluster_fork(struct cluster *c, unsigned id)
 		return NULL;
 	}
 	cluster_worker_link(c, w);
+	worker_diagnose_start(w);
 	ev.worker = w;
 	cluster_emit(c, &ev);
 	return w;

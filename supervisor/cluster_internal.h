@@ -61,6 +61,9 @@ struct cluster_worker {
 	struct handle_index_set *indexes;
 	struct event *kill_timer;
 	struct event *drain_timer;  /* disconnect: waiting for its connections */
+	struct event *diag_timer;   /* worker_diagnose.c */
+	unsigned diag_rounds;
+	bool diag_said_no_shim, diag_said_foreign;
 	long long drain_deadline_ms;
 	unsigned long handed;
 	void *data;
@@ -111,6 +114,10 @@ void worker_mark_listening(struct cluster_worker *w, struct handle *h);
 void worker_channel_lost(struct cluster_worker *w);
 void worker_reap(struct cluster_worker *w, int status);
 
+/* worker_diagnose.c: a worker the shim cannot reach gets one line */
+void worker_diagnose_start(struct cluster_worker *w);
+void worker_diagnose_stop(struct cluster_worker *w);
+
 /* worker_spawn.c: fork+exec; returns pid and the supervisor's channel end */
 pid_t worker_spawn(struct cluster *c, unsigned id, int *channel_fd);
 
@@ -128,6 +135,8 @@ void handle_listen(struct cluster_worker *w,
 		   const struct cluster_msg_listen *msg, int reply_fd);
 void handle_close_by_worker(struct cluster_worker *w, uint32_t handle_id);
 bool handle_path_is_live(struct cluster *c, const char *path);
+/* The socket inodes of every listener the cluster holds; how many. */
+size_t handle_inodes(struct cluster *c, unsigned long *out, size_t max);
 /* "rr", "none", or "shared" (datagrams) */
 const char *handle_policy_name(const struct handle *h);
 /* The worker stops getting connections on every handle (disconnect). */

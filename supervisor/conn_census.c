@@ -1,6 +1,8 @@
 #include "conn_census.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +108,88 @@ static int count_in_table(const char *table, const struct inode_set *s,
 	}
 	fclose(f);
 	return count;
+}
+
+/* "0100007F:1F90" (IPv4) or 32 hex digits of host-order words (IPv6). */
+static void proc_address_text(const char *hex, char *out, size_t cap)
+{
+	const char *colon = strrchr(hex, ':');
+	unsigned port = 0, w[4];
+	unsigned char b[16];
+	char host[INET6_ADDRSTRLEN];
+	int i;
+
+	if (!colon || sscanf(colon + 1, "%x", &port) != 1)
+		goto raw;
+	if (colon - hex == 8 && sscanf(hex, "%8x", &w[0]) == 1) {
+		memcpy(b, &w[0], 4);
+		inet_ntop(AF_INET, b, host, sizeof(host));
+		snprintf(out, cap, "%s:%u", host, port);
+		return;
+	}
+	if (colon - hex == 32 &&
+	    sscanf(hex, "%8x%8x%8x%8x", &w[0], &w[1], &w[2], &w[3]) == 4) {
+		for (i = 0; i < 4; i++)
+			memcpy(b + 4 * i, &w[i], 4);
+		inet_ntop(AF_INET6, b, host, sizeof(host));
+		snprintf(out, cap, "[%s]:%u", host, port);
+		return;
+	}
+raw:
+	snprintf(out, cap, "%s", hex);
+}
+
+static int find_foreign(const char *table, const struct inode_set *mine,
+			const unsigned long *known, size_t nknown, char *out,
+			size_t cap)
+{
+	char line[512], local[64];
+	unsigned state;
+	unsigned long ino;
+	size_t i;
+	FILE *f = fopen(table, "r");
+
+	if (!f)
+		return 0;
+	if (!fgets(line, sizeof(line), f)) {
+		fclose(f);
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		bool ours = false;
+
+		if (sscanf(line, "%*s %63s %*s %x %*s %*s %*s %*s %*s %lu",
+			   local, &state, &ino) != 3 ||
+		    state != TCP_LISTEN_STATE || ino == 0 ||
+		    !bsearch(&ino, mine->v, mine->n, sizeof(*mine->v), cmp_ulong))
+			continue;
+		for (i = 0; i < nknown && !ours; i++)
+			ours = known[i] == ino;
+		if (ours)
+			continue;
+		proc_address_text(local, out, cap);
+		fclose(f);
+		return 1;
+	}
+	fclose(f);
+	return 0;
+}
+
+int conn_census_foreign_listener(pid_t pid, const unsigned long *known,
+				 size_t nknown, char *out, size_t cap)
+{
+	struct inode_set mine = { 0 };
+	int found;
+
+	if (socket_inodes(pid, &mine) < 0) {
+		free(mine.v);
+		return -1;
+	}
+	found = mine.n > 0 &&
+		(find_foreign("/proc/net/tcp", &mine, known, nknown, out, cap) ||
+		 find_foreign("/proc/net/tcp6", &mine, known, nknown, out, cap));
+	free(mine.v);
+	return found;
 }
 
 int conn_census_count(pid_t pid, const unsigned *ports, unsigned nports)

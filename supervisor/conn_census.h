@@ -13,4 +13,13 @@
 /* -1 when the process's fds cannot be read. */
 int conn_census_count(pid_t pid, const unsigned *ports, unsigned nports);
 
+/*
+ * A TCP listening socket among the process's fds whose inode is not one of
+ * known[] (the cluster's own listeners): the first one's address as text
+ * ("127.0.0.1:8080", "[::1]:8080") into out, and 1; 0 when there is none;
+ * -1 when the process's fds cannot be read.
+ */
+int conn_census_foreign_listener(pid_t pid, const unsigned long *known,
+				 size_t nknown, char *out, size_t cap);
+
 #endif

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -352,6 +353,29 @@ void handle_close_by_worker(struct cluster_worker *w, uint32_t handle_id)
 
 	if (m)
 		membership_drop(m, true);
+}
+
+static void add_inode(int fd, unsigned long *out, size_t *n, size_t max)
+{
+	struct stat st;
+
+	if (fd >= 0 && *n < max && fstat(fd, &st) == 0)
+		out[(*n)++] = (unsigned long)st.st_ino;
+}
+
+size_t handle_inodes(struct cluster *c, unsigned long *out, size_t max)
+{
+	struct handle *h;
+	size_t n = 0;
+	unsigned i;
+
+	for (h = c->handles; h; h = h->next) {
+		add_inode(h->fd, out, &n, max);
+		for (i = 0; i < h->nslots; i++)
+			if (h->slot_fds[i] != h->fd)
+				add_inode(h->slot_fds[i], out, &n, max);
+	}
+	return n;
 }
 
 bool handle_path_is_live(struct cluster *c, const char *path)

@@ -197,6 +197,7 @@ void worker_reap(struct cluster_worker *w, int status)
 		event_free(w->drain_timer);
 		w->drain_timer = NULL;
 	}
+	worker_diagnose_stop(w);
 	ev.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	ev.term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 	cluster_emit(c, &ev);

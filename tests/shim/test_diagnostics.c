@@ -50,7 +50,7 @@ static void stop(struct hx_cluster *c)
 	hx_free(c);
 }
 
-Test(diagnostics, static_binary_never_loads_the_shim, .disabled = true)
+Test(diagnostics, static_binary_never_loads_the_shim)
 {
 	static char port[16], who[64];
 	const char *args[] = { port, NULL };
@@ -73,7 +73,7 @@ Test(diagnostics, static_binary_never_loads_the_shim, .disabled = true)
 	stop(c);
 }
 
-Test(diagnostics, raw_syscall_listener_is_reported, .disabled = true)
+Test(diagnostics, raw_syscall_listener_is_reported)
 {
 	static char port[16], who[128];
 	const char *args[] = { port, NULL };
