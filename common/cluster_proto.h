@@ -23,6 +23,7 @@
 #ifndef CLUSTER_PROTO_H
 #define CLUSTER_PROTO_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -35,6 +36,13 @@
  * script exec'ing the real server) keeps the pid and stays the worker; a
  * program a forked child execs (CGI, sh -c) has another pid and is not. */
 #define CLUSTER_ENV_WORKER_PID "CLUSTER_WORKER_PID"
+
+/* Sent by the supervisor to a worker whose shim checked in, at the start of
+ * a graceful disconnect in none/reuseport: the shim puts a listening socket
+ * nobody can reach in place of each shared stream listener, so the server
+ * stops accepting without noticing while the connections it holds finish.
+ * A real-time signal: servers do not use the top ones. */
+#define CLUSTER_SIG_STOP_ACCEPTING (SIGRTMAX - 3)
 
 /* Largest number of fds any message carries. */
 #define CLUSTER_MSG_MAX_FDS 2

@@ -130,6 +130,9 @@ void shim_channel_vacate(int fd2);
 /* Sets the channel's fd (at start-up, or when it moves). */
 void shim_channel_set_fd(int fd);
 
+/* The handler for CLUSTER_SIG_STOP_ACCEPTING (stop_accepting.c). */
+void shim_stop_accepting_install(void);
+
 /* Moves fd to a high number out of the server's way. */
 int shim_move_fd_high(int fd, bool cloexec);
 

@@ -118,6 +118,7 @@ __attribute__((constructor)) static void shim_init(void)
 	shim_worker_pid = getpid();
 	shim_channel_set_fd(fd);
 	shim_daemon_init();
+	shim_stop_accepting_install();
 	pthread_atfork(NULL, NULL, after_fork_child);
 	say_hello(env_lookup(CLUSTER_ENV_WORKER_ID));
 out:

@@ -65,6 +65,8 @@ struct cluster_worker {
 	unsigned diag_rounds;
 	bool diag_said_no_shim, diag_said_foreign;
 	long long drain_deadline_ms;
+	unsigned drain_ports[16];   /* its TCP listeners' ports, as it began */
+	unsigned ndrain_ports;
 	unsigned long handed;
 	void *data;
 	struct cluster_worker *prev, *next;
@@ -141,9 +143,9 @@ size_t handle_inodes(struct cluster *c, unsigned long *out, size_t max);
 const char *handle_policy_name(const struct handle *h);
 /* The worker stops getting connections on every handle (disconnect). */
 void handle_worker_stop_routing(struct cluster_worker *w);
-/* The TCP ports of the rr listeners it was routed from; returns how many. */
-unsigned handle_worker_rr_ports(const struct cluster_worker *w,
-				unsigned *ports, unsigned max);
+/* The ports of its TCP listeners (all, or the rr ones); how many. */
+unsigned handle_worker_tcp_ports(const struct cluster_worker *w, bool rr_only,
+				 unsigned *ports, unsigned max);
 /* The worker is dead: drop its memberships, keep the listeners. */
 void handle_worker_gone(struct cluster_worker *w);
 void handle_free_all(struct cluster *c);

@@ -403,14 +403,15 @@ unsigned worker_listener_count(const struct cluster_worker *w)
 	return n;
 }
 
-unsigned handle_worker_rr_ports(const struct cluster_worker *w,
-				unsigned *ports, unsigned max)
+unsigned handle_worker_tcp_ports(const struct cluster_worker *w, bool rr_only,
+				 unsigned *ports, unsigned max)
 {
 	const struct membership *m;
 	unsigned n = 0;
 
 	for (m = w->memberships; m && n < max; m = m->next_in_worker)
-		if (m->rr && m->handle->domain != AF_UNIX)
+		if (m->listening && (m->rr || !rr_only) &&
+		    m->handle->domain != AF_UNIX && m->handle->type == SOCK_STREAM)
 			ports[n++] = sockaddr_port((struct sockaddr *)&m->handle->addr,
 						   m->handle->addrlen);
 	return n;

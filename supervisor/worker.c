@@ -117,8 +117,7 @@ static long long monotonic_ms(void)
 static void worker_on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct cluster_worker *w = arg;
-	unsigned ports[16], n = handle_worker_rr_ports(w, ports, 16);
-	int open = n ? conn_census_count(w->pid, ports, n) : 0;
+	int open = conn_census_count(w->pid, w->drain_ports, w->ndrain_ports);
 
 	if (open > 0 && monotonic_ms() < w->drain_deadline_ms)
 		return;
@@ -126,14 +125,31 @@ static void worker_on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	worker_send_graceful(w);
 }
 
-/* Only rr can drain: there the supervisor has stopped routing to the
- * worker; with a shared socket it would go on accepting until signalled. */
-static bool worker_start_drain(struct cluster_worker *w)
+/*
+ * Step 1 where the worker accepts on a shared socket (none, reuseport): its
+ * shim, if it checked in, swaps those listeners for sockets nobody can
+ * reach.  Without a shim to ask, only its rr listeners can be drained.
+ * Returns the ports whose connections the drain waits for.
+ */
+static unsigned worker_stop_accepting(struct cluster_worker *w, bool shim_up)
+{
+	unsigned all = handle_worker_tcp_ports(w, false, w->drain_ports, 16);
+	unsigned rr = handle_worker_tcp_ports(w, true, w->drain_ports, 16);
+
+	if (!shim_up || all == rr)
+		return rr;
+	kill(w->pid, CLUSTER_SIG_STOP_ACCEPTING);
+	return handle_worker_tcp_ports(w, false, w->drain_ports, 16);
+}
+
+/* false when there is nothing to wait for (no TCP listener it can be
+ * stopped on): then it gets the graceful signal at once. */
+static bool worker_start_drain(struct cluster_worker *w, bool shim_up)
 {
 	struct timeval tick = { 0, DRAIN_TICK_MS * 1000 };
-	unsigned ports[16];
 
-	if (handle_worker_rr_ports(w, ports, 16) == 0)
+	w->ndrain_ports = worker_stop_accepting(w, shim_up);
+	if (w->ndrain_ports == 0)
 		return false;
 	if (!w->drain_timer)
 		w->drain_timer = event_new(w->cluster->base, -1, EV_PERSIST,
@@ -147,6 +163,8 @@ static bool worker_start_drain(struct cluster_worker *w)
 
 int worker_disconnect(struct cluster_worker *w)
 {
+	bool shim_up = w->state == WORKER_ONLINE || w->state == WORKER_LISTENING;
+
 	if (w->state == WORKER_DEAD) {
 		errno = ESRCH;
 		return -1;
@@ -162,7 +180,7 @@ int worker_disconnect(struct cluster_worker *w)
 		worker_emit(w, CLUSTER_EV_DISCONNECT);
 	/* the channel stays open: the worker's children may still ask */
 	w->connected = false;
-	if (!worker_start_drain(w))
+	if (!worker_start_drain(w, shim_up))
 		worker_send_graceful(w); /* step 3 */
 	return 0;
 }
