@@ -125,7 +125,11 @@ ssize_t cluster_msg_recv(int sock, void *buf, size_t cap, int *fds,
 		.msg_iov = &iov,
 		.msg_iovlen = 1,
 		.msg_control = control.buf,
-		.msg_controllen = sizeof(control.buf),
+		/* CMSG_LEN, not the buffer's CMSG_SPACE: the kernel fills in
+		 * as many fds as the length has room for, and the padding of
+		 * CMSG_SPACE has room for one more than we collect, an fd
+		 * that would leak.  Past CLUSTER_MSG_RECV_FDS it closes them. */
+		.msg_controllen = CMSG_LEN(sizeof(int) * CLUSTER_MSG_RECV_FDS),
 	};
 	ssize_t n;
 
