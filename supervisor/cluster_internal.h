@@ -57,6 +57,7 @@ struct cluster_worker {
 	struct event *channel_ev;
 	bool connected;
 	bool exited_after_disconnect;
+	bool noted_odd_request;     /* worker_channel.c logged one already */
 	struct membership *memberships; /* singly linked via next_in_worker */
 	struct handle_index_set *indexes;
 	struct event *kill_timer;
@@ -128,6 +129,13 @@ int worker_channel_start(struct cluster_worker *w);
 void worker_channel_stop(struct cluster_worker *w);
 int reply_send(int reply_fd, int error, const struct handle *h,
 	       enum cluster_handle_kind kind, const int *fds, int nfds);
+/* One message as read from w's channel, with the fds that came with it
+ * (at most CLUSTER_MSG_RECV_FDS; every one is used or closed).  0, or -1
+ * when it broke the protocol: the worker is cut off and killed, its
+ * channel closed (read no more of it).  The read loop and the fuzzer's
+ * entry point. */
+int worker_channel_handle(struct cluster_worker *w, const void *buf,
+			  size_t len, int *fds, int nfds);
 
 /* handle_table.c */
 void handle_query_server(struct cluster_worker *w,

@@ -428,8 +428,17 @@ void handle_worker_stop_routing(struct cluster_worker *w)
 
 void handle_worker_gone(struct cluster_worker *w)
 {
-	while (w->memberships)
-		membership_drop(w->memberships, false);
+	/* Listeners stay for the replacement (clients wait in the backlog,
+	 * datagrams in the queue).  A stream socket bound and never listened
+	 * on holds nobody, and once no worker holds it nothing would ever
+	 * free it: a worker that floods queries and dies must leave no
+	 * sockets behind. */
+	while (w->memberships) {
+		const struct handle *h = w->memberships->handle;
+
+		membership_drop(w->memberships,
+				!h->listening && h->type != SOCK_DGRAM);
+	}
 	free(w->indexes);
 	w->indexes = NULL;
 }

@@ -1,20 +1,61 @@
 /*
  * worker_channel.c - reading a worker's requests (Node's internal messages:
  * online, queryServer, listening, close) and answering on the reply socket
- * each request brought.  Everything read here is untrusted input: a message
- * that does not validate is dropped with one log line, its fds closed.
+ * each request brought.
+ *
+ * Everything read here is untrusted input, and the supervisor never blocks
+ * on a worker: the channel is only read (MSG_DONTWAIT, CHANNEL_BURST
+ * messages per wakeup, so a flood cannot starve the others), and every
+ * answer goes out with MSG_DONTWAIT on the reply socket the request brought
+ * (rr connections, likewise, on socketpairs the supervisor makes itself).
+ *
+ * The policy for a misbehaving worker:
+ *   - A protocol violation, a message no process running the real shim can
+ *     send (a truncated, oversized, short or empty message; another protocol
+ *     version; an unknown type; a length or an fd count that does not match
+ *     the type; a REPLY or NEWCONN, which only the supervisor sends; a query
+ *     with an address the shim never forwards; LISTEN or CLOSE naming a
+ *     handle that was never issued; unknown flag bits): one log line, then
+ *     the worker is cut off (its channel closed, no more connections routed
+ *     to it) and killed with SIGKILL, its process group with it.  The
+ *     fds the message brought are closed.  Like any worker that dies
+ *     unexpectedly it is replaced after the restart delay, with backoff.
+ *   - An odd request that a real shim can send from a forked process of the
+ *     worker (a child listen()ing on a handle its parent closed, or on one
+ *     it already listens on; a CLOSE of a handle it no longer holds) or one
+ *     past the supervisor's resource limit (CHANNEL_MAX_HANDLES handles per
+ *     worker): answered with an error, as before; the first of them is
+ *     logged, once per worker.
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cluster_internal.h"
 #include "proto_codec.h"
 
 #define CHANNEL_BURST 32 /* messages per wakeup, so one worker can't starve */
+#define CHANNEL_MAX_HANDLES 1024 /* handles one worker may hold at once */
+
+/* A received message, aligned for any of the message structs. */
+union channel_msg {
+	struct cluster_msg_header hdr;
+	struct cluster_msg_hello hello;
+	struct cluster_msg_query_server query;
+	struct cluster_msg_listen listen;
+	struct cluster_msg_close close;
+	struct cluster_msg_unlink_path unlink;
+	char bytes[CLUSTER_MSG_MAX_SIZE];
+};
 
 int reply_send(int reply_fd, int error, const struct handle *h,
 	       enum cluster_handle_kind kind, const int *fds, int nfds)
@@ -33,6 +74,8 @@ int reply_send(int reply_fd, int error, const struct handle *h,
 		reply.bound.len = h->addrlen;
 		memcpy(&reply.bound.ss, &h->addr, h->addrlen);
 	}
+	/* Never blocks: a worker that does not read its reply socket (or
+	 * sent one that is full, or no socket at all) just loses the answer. */
 	rc = cluster_msg_send(reply_fd, &reply, sizeof(reply), fds, nfds,
 			      MSG_DONTWAIT);
 	close(reply_fd);
@@ -47,17 +90,247 @@ static void close_fds(const int *fds, int nfds)
 		close(fds[i]);
 }
 
+/* ---- the policy ---- */
+
+static const char *type_name(unsigned type)
+{
+	static const char *const names[CLUSTER_MSG_TYPE_MAX] = {
+		[CLUSTER_MSG_HELLO] = "HELLO",
+		[CLUSTER_MSG_QUERY_SERVER] = "QUERY_SERVER",
+		[CLUSTER_MSG_LISTEN] = "LISTEN",
+		[CLUSTER_MSG_CLOSE] = "CLOSE",
+		[CLUSTER_MSG_UNLINK_PATH] = "UNLINK_PATH",
+		[CLUSTER_MSG_REPLY] = "REPLY",
+		[CLUSTER_MSG_NEWCONN] = "NEWCONN",
+	};
+
+	return type > 0 && type < CLUSTER_MSG_TYPE_MAX ? names[type] : "?";
+}
+
+/* A protocol violation: one line, then the worker is cut off and killed. */
+static void worker_cut_off(struct cluster_worker *w, const char *why)
+{
+	cluster_logf(w->cluster, "worker %u (pid %d) broke the channel "
+		     "protocol (%s); killing it", w->id, (int)w->pid, why);
+	worker_channel_lost(w);
+	if (w->pid > 0) {
+		kill(-w->pid, SIGKILL);
+		kill(w->pid, SIGKILL);
+	}
+}
+
+/* An odd request a real shim may send: logged once per worker. */
+static void worker_note_odd(struct cluster_worker *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void worker_note_odd(struct cluster_worker *w, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	if (w->noted_odd_request)
+		return;
+	w->noted_odd_request = true;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	cluster_logf(w->cluster, "worker %u (pid %d) %s (the first odd request "
+		     "of this worker; later ones are not logged)", w->id,
+		     (int)w->pid, what);
+}
+
+/* Why the framing is wrong: what cluster_msg_validate() refused. */
+static void describe_framing(const union channel_msg *m, size_t len, int nfds,
+			     int rc, char *why, size_t cap)
+{
+	size_t want;
+
+	if (len < sizeof(m->hdr)) {
+		snprintf(why, cap, "a message of %zu bytes, shorter than a "
+			 "header", len);
+		return;
+	}
+	if (rc == -EPROTO) {
+		snprintf(why, cap, "protocol version %u, not %u",
+			 m->hdr.version, CLUSTER_PROTO_VERSION);
+		return;
+	}
+	want = cluster_msg_size(m->hdr.type);
+	if (want == 0)
+		snprintf(why, cap, "unknown message type %u", m->hdr.type);
+	else if (rc == -EBADMSG)
+		snprintf(why, cap, "%s of %zu bytes, header says %u, want %zu",
+			 type_name(m->hdr.type), len, m->hdr.length, want);
+	else
+		snprintf(why, cap, "%s with %d fds attached",
+			 type_name(m->hdr.type), nfds);
+}
+
+/* What bind() in the shim forwards (clusterable_address there). */
+static bool query_address_ok(const struct cluster_msg_query_server *q)
+{
+	size_t min;
+
+	switch (q->domain) {
+	case AF_INET:
+		min = sizeof(struct sockaddr_in);
+		break;
+	case AF_INET6:
+		min = sizeof(struct sockaddr_in6);
+		break;
+	case AF_UNIX:
+		min = offsetof(struct sockaddr_un, sun_path) + 1;
+		break;
+	default:
+		return false;
+	}
+	return q->addr.len >= min && q->addr.len <= sizeof(q->addr.ss) &&
+	       q->addr.ss.ss_family == (sa_family_t)q->domain;
+}
+
+static bool handle_was_issued(const struct cluster_worker *w, uint32_t id)
+{
+	return id != 0 && id <= w->cluster->next_handle_id;
+}
+
+/*
+ * Whether m is something no process running the real shim can send; if
+ * so, why.  Past this point the message has its type's size and fd count.
+ */
+static bool message_violates(const struct cluster_worker *w,
+			     const union channel_msg *m, size_t len, int nfds,
+			     char *why, size_t cap)
+{
+	int rc = cluster_msg_validate(m, len, nfds);
+
+	if (rc != 0) {
+		describe_framing(m, len, nfds, rc, why, cap);
+		return true;
+	}
+	switch (m->hdr.type) {
+	case CLUSTER_MSG_QUERY_SERVER:
+		if ((m->query.type != SOCK_STREAM &&
+		     m->query.type != SOCK_DGRAM &&
+		     m->query.type != SOCK_SEQPACKET) ||
+		    m->query.flags != 0 || !query_address_ok(&m->query)) {
+			snprintf(why, cap, "QUERY_SERVER for domain %d, type "
+				 "%d, address length %u, flags %#x",
+				 m->query.domain, m->query.type,
+				 m->query.addr.len, m->query.flags);
+			return true;
+		}
+		return false;
+	case CLUSTER_MSG_LISTEN:
+		if (!handle_was_issued(w, m->listen.handle_id)) {
+			snprintf(why, cap, "LISTEN for handle %u, which was "
+				 "never issued", m->listen.handle_id);
+			return true;
+		}
+		if (m->listen.flags & ~(uint32_t)CLUSTER_LISTEN_NONBLOCK_CONNS) {
+			snprintf(why, cap, "LISTEN with flags %#x",
+				 m->listen.flags);
+			return true;
+		}
+		return false;
+	case CLUSTER_MSG_CLOSE:
+		if (!handle_was_issued(w, m->close.handle_id)) {
+			snprintf(why, cap, "CLOSE of handle %u, which was "
+				 "never issued", m->close.handle_id);
+			return true;
+		}
+		return false;
+	case CLUSTER_MSG_UNLINK_PATH:
+		if (!memchr(m->unlink.path, '\0', sizeof(m->unlink.path))) {
+			snprintf(why, cap, "UNLINK_PATH without a terminated "
+				 "path");
+			return true;
+		}
+		return false;
+	case CLUSTER_MSG_REPLY:
+	case CLUSTER_MSG_NEWCONN:
+		snprintf(why, cap, "%s, which only the supervisor sends",
+			 type_name(m->hdr.type));
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---- requests ---- */
+
+static struct membership *membership_of(const struct cluster_worker *w,
+					uint32_t handle_id)
+{
+	struct membership *m;
+
+	for (m = w->memberships; m; m = m->next_in_worker)
+		if (m->handle->id == handle_id)
+			return m;
+	return NULL;
+}
+
+static unsigned memberships_held(const struct cluster_worker *w)
+{
+	const struct membership *m;
+	unsigned n = 0;
+
+	for (m = w->memberships; m; m = m->next_in_worker)
+		n++;
+	return n;
+}
+
+static void answer_query_server(struct cluster_worker *w,
+				const struct cluster_msg_query_server *q,
+				int reply_fd, int sock_fd)
+{
+	if (memberships_held(w) >= CHANNEL_MAX_HANDLES) {
+		worker_note_odd(w, "holds %d handles and asked for one more; "
+				"answered ENOBUFS", CHANNEL_MAX_HANDLES);
+		close(sock_fd);
+		reply_send(reply_fd, ENOBUFS, NULL, CLUSTER_HANDLE_PENDING,
+			   NULL, 0);
+		return;
+	}
+	handle_query_server(w, q, sock_fd, reply_fd);
+}
+
+/* handle_listen() answers EBADF and EINVAL to these; a forked child of
+ * the worker can send them (its parent closed the handle, or listens on
+ * it already), so they are noted, not punished. */
+static void answer_listen(struct cluster_worker *w,
+			  const struct cluster_msg_listen *msg, int reply_fd)
+{
+	const struct membership *m = membership_of(w, msg->handle_id);
+
+	if (!m)
+		worker_note_odd(w, "sent LISTEN for handle %u, which it does "
+				"not hold; answered EBADF", msg->handle_id);
+	else if (m->listening)
+		worker_note_odd(w, "sent LISTEN for handle %u, on which it "
+				"listens already; answered EINVAL",
+				msg->handle_id);
+	handle_listen(w, msg, reply_fd);
+}
+
+static void answer_close(struct cluster_worker *w,
+			 const struct cluster_msg_close *msg)
+{
+	if (!membership_of(w, msg->handle_id))
+		worker_note_odd(w, "sent CLOSE of handle %u, which it does not "
+				"hold; ignored", msg->handle_id);
+	handle_close_by_worker(w, msg->handle_id);
+}
+
 /* A live listener's path is left alone (and the worker told it is gone);
  * anything else that is a socket is removed, as the worker asked.  Only
  * sockets: the supervisor does this with its own rights, not the worker's. */
 static void answer_unlink_path(struct cluster_worker *w,
-			       struct cluster_msg_unlink_path *msg,
+			       const struct cluster_msg_unlink_path *msg,
 			       int reply_fd)
 {
 	struct stat st;
 	int err = 0;
 
-	msg->path[sizeof(msg->path) - 1] = '\0';
 	if (handle_path_is_live(w->cluster, msg->path))
 		err = 0;
 	else if (lstat(msg->path, &st) < 0)
@@ -70,65 +343,91 @@ static void answer_unlink_path(struct cluster_worker *w,
 }
 
 /* fds[] has been checked against the message type by the validator. */
-static void dispatch(struct cluster_worker *w, void *buf, int *fds, int nfds)
+static void dispatch(struct cluster_worker *w, const union channel_msg *m,
+		     int *fds)
 {
-	const struct cluster_msg_header *hdr = buf;
-
-	switch (hdr->type) {
+	switch (m->hdr.type) {
 	case CLUSTER_MSG_HELLO:
 		worker_mark_online(w);
 		return;
 	case CLUSTER_MSG_QUERY_SERVER:
-		handle_query_server(w, buf, fds[1], fds[0]);
+		answer_query_server(w, &m->query, fds[0], fds[1]);
 		return;
 	case CLUSTER_MSG_LISTEN:
-		handle_listen(w, buf, fds[0]);
+		answer_listen(w, &m->listen, fds[0]);
 		return;
 	case CLUSTER_MSG_CLOSE:
-		handle_close_by_worker(w, ((struct cluster_msg_close *)buf)->handle_id);
+		answer_close(w, &m->close);
 		return;
 	case CLUSTER_MSG_UNLINK_PATH:
-		answer_unlink_path(w, buf, fds[0]);
+		answer_unlink_path(w, &m->unlink, fds[0]);
 		return;
 	}
-	/* replies and newconn only ever flow to workers */
-	cluster_logf(w->cluster, "worker %u (pid %d) sent message type %u, "
-		     "which only the supervisor sends; ignored",
-		     w->id, (int)w->pid, hdr->type);
-	close_fds(fds, nfds);
+}
+
+int worker_channel_handle(struct cluster_worker *w, const void *buf,
+			  size_t len, int *fds, int nfds)
+{
+	union channel_msg m;
+	char why[256];
+
+	if (nfds < 0)
+		nfds = 0;
+	if (len > sizeof(m) || nfds > CLUSTER_MSG_RECV_FDS) {
+		snprintf(why, sizeof(why), "a message of %zu bytes with %d "
+			 "fds, larger than any message", len, nfds);
+		close_fds(fds, nfds);
+		worker_cut_off(w, why);
+		return -1;
+	}
+	memset(&m, 0, sizeof(m));
+	memcpy(&m, buf, len);
+	if (message_violates(w, &m, len, nfds, why, sizeof(why))) {
+		close_fds(fds, nfds);
+		worker_cut_off(w, why);
+		return -1;
+	}
+	dispatch(w, &m, fds);
+	return 0;
+}
+
+/* recvmsg() read 0 bytes: the end of the channel, or an empty message? */
+static bool channel_hung_up(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	return poll(&pfd, 1, 0) < 0 ||
+	       (pfd.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
 }
 
 static void channel_on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct cluster_worker *w = arg;
-	union {
-		struct cluster_msg_header hdr;
-		char bytes[CLUSTER_MSG_MAX_SIZE];
-	} msg;
-	int fds[CLUSTER_MSG_RECV_FDS], nfds, truncated, i, rc;
+	union channel_msg msg;
+	int fds[CLUSTER_MSG_RECV_FDS], nfds, truncated, i;
 	ssize_t n;
 
 	for (i = 0; i < CHANNEL_BURST; i++) {
+		/* MSG_TRUNC: n is the whole length of an oversized one */
 		n = cluster_msg_recv(fd, &msg, sizeof(msg), fds, &nfds,
-				     MSG_DONTWAIT | MSG_CMSG_CLOEXEC,
+				     MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC,
 				     &truncated);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		if (n <= 0) {
+		if (n < 0 || (n == 0 && nfds == 0 && channel_hung_up(fd))) {
 			worker_channel_lost(w);
 			return;
 		}
-		rc = truncated ? -EMSGSIZE
-			       : cluster_msg_validate(&msg, (size_t)n, nfds);
-		if (rc != 0) {
-			cluster_logf(w->cluster,
-				     "worker %u (pid %d): bad message on its "
-				     "channel (%s, %zd bytes, %d fds); dropped",
-				     w->id, (int)w->pid, strerror(-rc), n, nfds);
+		if (truncated && (size_t)n <= sizeof(msg)) {
+			/* MSG_CTRUNC: more fds than the kernel would give us;
+			 * the ones past our buffer are closed already */
 			close_fds(fds, nfds);
-			continue;
+			worker_cut_off(w, "a message with more fds attached "
+				       "than any message carries");
+			return;
 		}
-		dispatch(w, &msg, fds, nfds);
+		if (worker_channel_handle(w, &msg, (size_t)n, fds, nfds) < 0)
+			return;
 	}
 }
 
