@@ -62,6 +62,7 @@ struct rr_handle {
 	struct rr_scheduler sched;
 	struct rr_queue pending;
 	bool accepting;
+	bool out_of_fds; /* said so once; says so again when it recovers */
 };
 
 #define member_of(e) \
@@ -266,8 +267,14 @@ static bool rr_accept_one(struct rr_handle *rr, struct rr_conn *c,
 		c->fd = accept4(rr->h->fd, (struct sockaddr *)&c->addr,
 				&c->addrlen,
 				SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0));
-		if (c->fd >= 0)
+		if (c->fd >= 0) {
+			if (rr->out_of_fds) {
+				rr->out_of_fds = false;
+				cluster_logf(rr->h->cluster, "accept on %s: "
+					     "accepting again", rr->h->text);
+			}
 			return true;
+		}
 		switch (errno) {
 		case EINTR:
 		case ECONNABORTED:
@@ -277,9 +284,13 @@ static bool rr_accept_one(struct rr_handle *rr, struct rr_conn *c,
 		case ENFILE:
 		case ENOBUFS:
 		case ENOMEM:
-			cluster_logf(rr->h->cluster,
-				     "accept on %s: %s; pausing accepts",
-				     rr->h->text, strerror(errno));
+			if (!rr->out_of_fds)
+				cluster_logf(rr->h->cluster,
+					     "accept on %s: %s; pausing accepts "
+					     "(retrying every %d ms)", rr->h->text,
+					     strerror(errno),
+					     RR_EMFILE_RETRY_USEC / 1000);
+			rr->out_of_fds = true;
 			rr_retry_later(rr, RR_EMFILE_RETRY_USEC);
 			return false;
 		default: /* EAGAIN and the rest: wait for the next wakeup */
