@@ -46,6 +46,9 @@ const char cli_usage[] =
 	"      --gid GROUP         and as GROUP (default: USER's own group)\n"
 	"      --chdir DIR         start the workers in DIR\n"
 	"      --env KEY=VALUE     set a variable for the workers (repeatable)\n"
+	"      --prefix            each line a worker writes on stdout or stderr\n"
+	"                          comes out as \"[ID] line\" (default: the\n"
+	"                          workers write on cluster-run's own, as is)\n"
 	"      --control PATH      control socket (default: $XDG_RUNTIME_DIR/\n"
 	"                          cluster-run.sock, /run/cluster-run.sock as root)\n"
 	"  -h, --help              this text\n"
@@ -120,6 +123,7 @@ enum {
 	OPT_GID,
 	OPT_CHDIR,
 	OPT_ENV,
+	OPT_PREFIX,
 };
 
 static const struct option long_options[] = {
@@ -136,6 +140,7 @@ static const struct option long_options[] = {
 	{ "gid", required_argument, NULL, OPT_GID },
 	{ "chdir", required_argument, NULL, OPT_CHDIR },
 	{ "env", required_argument, NULL, OPT_ENV },
+	{ "prefix", no_argument, NULL, OPT_PREFIX },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -259,6 +264,9 @@ static int parse_extra(int opt, const char *arg, struct cli_options *o,
 		return 0;
 	case OPT_ENV:
 		return add_env(o, arg, err, errlen);
+	case OPT_PREFIX:
+		o->prefix_output = true;
+		return 0;
 	}
 	return 1; /* not one of these */
 }

@@ -21,6 +21,7 @@ struct cli_options {
 	const char *chdir_path;
 	char **env;               /* --env KEY=VALUE, NULL-terminated */
 	size_t nenv;
+	bool prefix_output;     /* --prefix */
 	bool help;
 	bool version;
 	char **command;         /* argv after the options (after "--") */

@@ -129,7 +129,7 @@ struct cluster_worker *cluster_fork(struct cluster *c, unsigned id)
 	w->cluster = c;
 	w->id = id;
 	w->channel_fd = -1;
-	w->pid = worker_spawn(c, id, &w->channel_fd);
+	w->pid = worker_spawn(c, id, &w->channel_fd, w->output);
 	if (w->pid < 0 || worker_channel_start(w) < 0) {
 		err = errno;
 		if (w->pid > 0) {
@@ -137,6 +137,7 @@ struct cluster_worker *cluster_fork(struct cluster *c, unsigned id)
 			waitpid(w->pid, NULL, 0);
 		}
 		worker_channel_stop(w);
+		worker_output_stop(w);
 		free(w);
 		errno = err;
 		return NULL;

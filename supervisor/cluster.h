@@ -76,6 +76,10 @@ struct cluster_settings {
 	gid_t gid;
 	const char *chdir_path;  /* workers start in this directory, or NULL */
 	char *const *extra_env;  /* "KEY=VALUE", NULL-terminated, or NULL */
+	/* Each worker's stdout and stderr are pipes the supervisor reads; each
+	 * line comes out on the supervisor's own stdout or stderr as "[ID] "
+	 * and the line (output_prefix.h).  false: workers inherit them. */
+	bool prefix_output;
 	/* Diagnostics that are not events ("protocol error from worker 2").
 	 * NULL: printed on stderr as "cluster-run: ...". */
 	void (*log)(void *arg, const char *line);

@@ -19,6 +19,7 @@
 struct event;
 struct handle;
 struct membership;
+struct output_pipe;
 struct rr_handle;
 struct rr_member;
 
@@ -69,6 +70,7 @@ struct cluster_worker {
 	unsigned drain_ports[16];   /* its TCP listeners' ports, as it began */
 	unsigned ndrain_ports;
 	unsigned long handed;
+	struct output_pipe *output[2]; /* prefix_output: its stdout, stderr */
 	void *data;
 	struct cluster_worker *prev, *next;
 };
@@ -116,13 +118,18 @@ void worker_mark_online(struct cluster_worker *w);
 void worker_mark_listening(struct cluster_worker *w, struct handle *h);
 void worker_channel_lost(struct cluster_worker *w);
 void worker_reap(struct cluster_worker *w, int status);
+/* prefix_output: reads what is left of its pipes, then closes them. */
+void worker_output_stop(struct cluster_worker *w);
 
 /* worker_diagnose.c: a worker the shim cannot reach gets one line */
 void worker_diagnose_start(struct cluster_worker *w);
 void worker_diagnose_stop(struct cluster_worker *w);
 
-/* worker_spawn.c: fork+exec; returns pid and the supervisor's channel end */
-pid_t worker_spawn(struct cluster *c, unsigned id, int *channel_fd);
+/* worker_spawn.c: fork+exec; returns pid and the supervisor's channel end,
+ * and with prefix_output the readers of its stdout and stderr pipes in
+ * output[0] and output[1] (else NULL) */
+pid_t worker_spawn(struct cluster *c, unsigned id, int *channel_fd,
+		   struct output_pipe **output);
 
 /* worker_channel.c */
 int worker_channel_start(struct cluster_worker *w);

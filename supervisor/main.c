@@ -191,6 +191,7 @@ static int run(const struct cli_options *o, const char *shim)
 		.shim_path = shim,
 		.graceful_signal = o->graceful_signal,
 		.kill_timeout_ms = o->kill_timeout_ms,
+		.prefix_output = o->prefix_output,
 	};
 	struct pool_settings ps = {
 		.size = o->workers,

@@ -12,6 +12,7 @@
 
 #include "cluster_internal.h"
 #include "conn_census.h"
+#include "output_prefix.h"
 
 #define DRAIN_TICK_MS 20
 
@@ -196,6 +197,16 @@ int worker_kill(struct cluster_worker *w, int sig)
 	return kill(w->pid, sig);
 }
 
+void worker_output_stop(struct cluster_worker *w)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		output_pipe_free(w->output[i]);
+		w->output[i] = NULL;
+	}
+}
+
 void worker_reap(struct cluster_worker *w, int status)
 {
 	struct cluster_event ev = { .type = CLUSTER_EV_EXIT, .worker = w };
@@ -204,6 +215,8 @@ void worker_reap(struct cluster_worker *w, int status)
 	/* What its process group still holds (a pre-fork pool's children)
 	 * goes with it: nothing keeps serving for a worker that is gone. */
 	kill(-w->pid, SIGKILL);
+	/* Its last lines come out before the line that says it exited. */
+	worker_output_stop(w);
 	handle_worker_gone(w);
 	worker_set_disconnected(w);
 	w->state = WORKER_DEAD;

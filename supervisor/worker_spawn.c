@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cluster_internal.h"
+#include "output_prefix.h"
 
 extern char **environ;
 
@@ -155,14 +156,32 @@ static int drop_privileges(const struct cluster_settings *s)
 	return 0;
 }
 
-/* In the child: never returns. */
+/* prefix_output: the write ends of the pipes onto 1 and 2.  Moved above 2
+ * first, in case one of them sits on 1 or 2 already. */
+static int redirect_output(const int *pipe_w)
+{
+	int high[2], i;
+
+	for (i = 0; i < 2; i++)
+		if ((high[i] = fcntl(pipe_w[i], F_DUPFD_CLOEXEC, 3)) < 0)
+			return -1;
+	for (i = 0; i < 2; i++)
+		if (dup2(high[i], STDOUT_FILENO + i) < 0)
+			return -1;
+	return 0;
+}
+
+/* In the child: never returns.  pipe_w: NULL, or the write ends of the
+ * stdout and stderr pipes (prefix_output). */
 static void exec_worker(struct cluster *c, pid_t parent, int channel,
-			struct worker_env *we, int err_pipe)
+			struct worker_env *we, int err_pipe, const int *pipe_w)
 {
 	int err;
 
 	reset_signals();
 	setpgid(0, 0);
+	if (pipe_w && redirect_output(pipe_w) < 0)
+		goto fail;
 	if (c->settings.chdir_path && chdir(c->settings.chdir_path) < 0)
 		goto fail;
 	if (drop_privileges(&c->settings) < 0)
@@ -187,29 +206,82 @@ fail:
 	_exit(127);
 }
 
-pid_t worker_spawn(struct cluster *c, unsigned id, int *channel_fd)
+/* prefix_output: two pipes (stdout, stderr), their read ends already in
+ * output pipes on the loop; the write ends in pipe_w.  0, or -1. */
+static int output_open(struct cluster *c, unsigned id, int *pipe_w,
+		       struct output_pipe **output)
 {
-	int sv[2], err_pipe[2], err = 0;
+	int fds[2], i, err;
+
+	for (i = 0; i < 2; i++) {
+		if (pipe2(fds, O_CLOEXEC) < 0)
+			goto fail;
+		pipe_w[i] = fds[1];
+		output[i] = output_pipe_new(c->base, fds[0], id,
+					    output_sink_stdio(STDOUT_FILENO + i));
+		if (!output[i]) {
+			i++;
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	err = errno;
+	while (i-- > 0) {
+		close(pipe_w[i]);
+		output_pipe_free(output[i]);
+		output[i] = NULL;
+	}
+	errno = err;
+	return -1;
+}
+
+static void output_close(int *pipe_w, struct output_pipe **output)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (pipe_w[i] >= 0)
+			close(pipe_w[i]);
+		output_pipe_free(output[i]);
+		output[i] = NULL;
+	}
+}
+
+pid_t worker_spawn(struct cluster *c, unsigned id, int *channel_fd,
+		   struct output_pipe **output)
+{
+	int sv[2], err_pipe[2], pipe_w[2] = { -1, -1 }, err = 0;
 	pid_t parent = getpid(), pid;
 	struct worker_env we;
 	ssize_t n;
 
+	output[0] = output[1] = NULL;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
 	if (pipe2(err_pipe, O_CLOEXEC) < 0)
 		goto fail_pipe;
+	if (c->settings.prefix_output && output_open(c, id, pipe_w, output) < 0)
+		goto fail_output;
 	if (worker_env_build(&we, c, id, c->channel_fd_number) < 0)
 		goto fail_env;
 	pid = fork();
 	if (pid == 0)
-		exec_worker(c, parent, sv[1], &we, err_pipe[1]);
+		exec_worker(c, parent, sv[1], &we, err_pipe[1],
+			    c->settings.prefix_output ? pipe_w : NULL);
 	worker_env_free(&we);
 	close(err_pipe[1]);
 	close(sv[1]);
+	for (int i = 0; i < 2; i++) {
+		if (pipe_w[i] >= 0)
+			close(pipe_w[i]);
+		pipe_w[i] = -1;
+	}
 	if (pid < 0) {
 		err = errno;
 		close(err_pipe[0]);
 		close(sv[0]);
+		output_close(pipe_w, output);
 		errno = err;
 		return -1;
 	}
@@ -222,6 +294,7 @@ pid_t worker_spawn(struct cluster *c, unsigned id, int *channel_fd)
 		close(sv[0]);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
+		output_close(pipe_w, output);
 		errno = err;
 		return -1;
 	}
@@ -229,6 +302,10 @@ pid_t worker_spawn(struct cluster *c, unsigned id, int *channel_fd)
 	return pid;
 
 fail_env:
+	err = errno;
+	output_close(pipe_w, output);
+	errno = err;
+fail_output:
 	close(err_pipe[0]);
 	close(err_pipe[1]);
 fail_pipe:
