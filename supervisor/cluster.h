@@ -80,6 +80,11 @@ struct cluster_settings {
 	 * line comes out on the supervisor's own stdout or stderr as "[ID] "
 	 * and the line (output_prefix.h).  false: workers inherit them. */
 	bool prefix_output;
+	/* Sockets systemd passed (LISTEN_FDS, sd_notify.h): a worker that binds
+	 * exactly the address one of them is bound to gets that socket instead
+	 * of binding its own.  The cluster does not close them. */
+	const int *listen_fds;
+	unsigned n_listen_fds;
 	/* Diagnostics that are not events ("protocol error from worker 2").
 	 * NULL: printed on stderr as "cluster-run: ...". */
 	void (*log)(void *arg, const char *line);

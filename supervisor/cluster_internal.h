@@ -92,6 +92,8 @@ struct handle {
 	int *slot_fds;    /* reuseport: by worker id, -1 where none yet */
 	unsigned nslots;
 	bool owns_path;   /* a unix path we bound: unlinked when freed */
+	bool adopted;     /* fd is a copy of a socket systemd passed */
+	bool preset_backlog; /* that socket listened already: keep its backlog */
 	struct rr_handle *rr;
 	struct membership *members; /* singly linked via next_in_handle */
 	struct handle *prev, *next;

@@ -8,6 +8,7 @@
  * with the cluster.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "cluster_internal.h"
+#include "sd_notify.h"
 
 static struct handle *handle_find_key(struct cluster *c, const char *key)
 {
@@ -185,10 +187,55 @@ static int bind_errno(struct cluster *c, int fd,
 	return 0;
 }
 
+/* Socket activation: a copy of the socket systemd passed that is bound to
+ * exactly the address asked for (the original stays, for the handle made
+ * after this one is gone), or -1. */
+static int adopted_copy(struct cluster *c,
+			const struct cluster_msg_query_server *q)
+{
+	int fd;
+
+	if (c->settings.n_listen_fds == 0 || q->addr.len > sizeof(q->addr.ss))
+		return -1;
+	fd = systemd_listen_match(c->settings.listen_fds,
+				  c->settings.n_listen_fds, q->type,
+				  (const struct sockaddr *)&q->addr.ss,
+				  q->addr.len);
+	return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+/* A handle around systemd's socket instead of the worker's own (whose
+ * options are lost: the .socket unit's hold).  Every worker slot shares it,
+ * whatever the policy; its unix path is systemd's, never unlinked. */
+static struct handle *handle_adopt(struct cluster_worker *w, const char *base,
+				   const char *key,
+				   const struct cluster_msg_query_server *q,
+				   int sock_fd, int fd, int *err)
+{
+	int listening = 0;
+	socklen_t len = sizeof(listening);
+	struct handle *h;
+
+	close(sock_fd);
+	h = handle_new(w->cluster, base, key, q, fd);
+	if (!h) {
+		close(fd);
+		handle_index_release(w->indexes, base);
+		*err = ENOMEM;
+		return NULL;
+	}
+	h->adopted = true;
+	h->owns_path = false;
+	h->reuseport = false;
+	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+	h->preset_backlog = listening != 0;
+	return h;
+}
+
 static void emit_bind_error(struct cluster_worker *w,
 			    const struct cluster_msg_query_server *q, int err)
 {
-	char text[SOCKADDR_TEXT_MAX];
+	char text[SOCKADDR_TEXT_MAX], passed[SOCKADDR_TEXT_MAX];
 	struct cluster_event ev = {
 		.type = CLUSTER_EV_BIND_ERROR,
 		.worker = w,
@@ -196,7 +243,18 @@ static void emit_bind_error(struct cluster_worker *w,
 					 q->addr.len, text, sizeof(text)),
 		.error = err,
 	};
+	const struct cluster_settings *s = &w->cluster->settings;
 
+	/* The likely cause: systemd holds the port on another address. */
+	if (err == EADDRINUSE &&
+	    systemd_listen_near_miss(s->listen_fds, s->n_listen_fds,
+				     (const struct sockaddr *)&q->addr.ss,
+				     q->addr.len, passed, sizeof(passed)) >= 0)
+		cluster_logf(w->cluster, "socket activation: the server binds "
+			     "%s but systemd passed %s; only the very address "
+			     "is adopted: make the .socket unit's Listen%s= %s",
+			     text, passed,
+			     q->type == SOCK_DGRAM ? "Datagram" : "Stream", text);
 	cluster_emit(w->cluster, &ev);
 }
 
@@ -207,7 +265,7 @@ static struct handle *handle_obtain(struct cluster_worker *w,
 {
 	char base[HANDLE_KEY_MAX], key[HANDLE_KEY_MAX];
 	struct handle *h;
-	int index;
+	int index, fd;
 
 	if (!w->indexes && !(w->indexes = calloc(1, sizeof(*w->indexes)))) {
 		*err = ENOMEM;
@@ -232,6 +290,8 @@ static struct handle *handle_obtain(struct cluster_worker *w,
 			handle_index_release(w->indexes, base);
 		return *err ? NULL : h;
 	}
+	if (index == 0 && (fd = adopted_copy(w->cluster, q)) >= 0)
+		return handle_adopt(w, base, key, q, sock_fd, fd, err);
 	*err = bind_errno(w->cluster, sock_fd, q);
 	if (*err == 0 && !(h = handle_new(w->cluster, base, key, q, sock_fd)))
 		*err = ENOMEM;
@@ -281,7 +341,9 @@ static int handle_start_listening(struct handle *h, int backlog)
 {
 	if (h->listening && backlog <= h->backlog)
 		return 0;
-	if (listen(h->fd, backlog) < 0)
+	/* systemd's socket listens already, with the .socket unit's Backlog=:
+	 * a server's smaller backlog must not shrink it. */
+	if (!h->preset_backlog && listen(h->fd, backlog) < 0)
 		return errno;
 	h->backlog = backlog;
 	if (!h->listening) {

@@ -16,6 +16,7 @@
 #include "cluster.h"
 #include "control.h"
 #include "pool.h"
+#include "sd_notify.h"
 #include "shim_locate.h"
 
 static void die(const char *fmt, const char *arg)
@@ -207,11 +208,17 @@ static int run(const struct cli_options *o, const char *shim)
 	struct pool *p;
 	struct control *ctl;
 	struct signal_set signals;
+	int listen_fds[SYSTEMD_LISTEN_FDS_MAX];
 	char err[512];
 	int code;
 
 	if (cli_resolve_identity(o, &settings, err, sizeof(err)) < 0)
 		die("%s", err);
+	/* Socket activation: systemd's sockets, for the workers' binds. */
+	settings.n_listen_fds = systemd_listen_fds(listen_fds,
+						   SYSTEMD_LISTEN_FDS_MAX,
+						   NULL, NULL);
+	settings.listen_fds = listen_fds;
 	if (!base || !(c = cluster_new(base, &settings)))
 		die("cannot set up the event loop: %s", strerror(errno));
 	raise_fd_limit(); /* after cluster_new: workers keep the old limit */

@@ -1,5 +1,6 @@
 #include "pool.h"
 #include "log_line.h"
+#include "sd_notify.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CRASH_LIMIT_MAX 1000
 
@@ -26,6 +28,7 @@ struct pool_slot {
 	long long started_ms;
 	long long replacement_started_ms;
 	bool listened;                      /* the worker in charge did */
+	bool ever_listened;                 /* a worker in charge did, once */
 	bool removed;                       /* scaled away */
 	int bind_error;                     /* errno of a failed bind */
 	char bind_address[160];
@@ -45,6 +48,8 @@ struct pool {
 	unsigned nfailed, failed_head;
 	bool reloading, reload_again;
 	unsigned reload_next, reload_active;
+	bool told_ready;      /* systemd heard READY=1 (and MAINPID) */
+	bool told_reloading;  /* systemd heard RELOADING=1, not yet READY=1 */
 };
 
 static long long now_ms(void)
@@ -75,6 +80,57 @@ static void describe_exit(const struct cluster_event *ev, char *buf,
 			 strsignal(ev->term_signal));
 	else
 		snprintf(buf, cap, "exited with code %d", ev->exit_code);
+}
+
+/* ---- systemd ($NOTIFY_SOCKET; nothing is sent without it) ---- */
+
+static long long monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* READY=1, with MAINPID the first time, once every slot's worker has
+ * listened (each for the first time since the start). */
+static void pool_check_ready(struct pool *p)
+{
+	unsigned i;
+
+	if (p->told_ready || p->stopping)
+		return;
+	for (i = 0; i < p->size; i++)
+		if (!p->slots[i]->ever_listened)
+			return;
+	p->told_ready = true;
+	systemd_notifyf("READY=1\nMAINPID=%d\nSTATUS=%u worker%s listening",
+			(int)getpid(), p->size, p->size == 1 ? "" : "s");
+}
+
+static void notify_reload_start(struct pool *p)
+{
+	if (!p->told_ready || p->told_reloading)
+		return;
+	p->told_reloading = true;
+	/* MONOTONIC_USEC: systemd 253 and later want it with RELOADING=1 */
+	systemd_notifyf("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading: "
+			"replacing %u worker%s", monotonic_usec(), p->size,
+			p->size == 1 ? "" : "s");
+}
+
+static void notify_reload_end(struct pool *p, bool ok)
+{
+	if (p->stopping)
+		return;
+	if (!p->told_reloading) {
+		pool_check_ready(p);
+		return;
+	}
+	p->told_reloading = false;
+	systemd_notifyf("READY=1\nSTATUS=%u worker%s listening (%s)", p->size,
+			p->size == 1 ? "" : "s",
+			ok ? "reloaded" : "reload stopped");
 }
 
 /* ---- slots ---- */
@@ -232,13 +288,16 @@ static void reload_finish(struct pool *p, bool ok)
 	p->reload_active = 0;
 	if (!ok) {
 		p->reload_again = false;
+		notify_reload_end(p, false);
 		return;
 	}
 	pool_logf(p, "reload: done, every worker replaced");
 	if (p->reload_again) {
 		p->reload_again = false;
-		pool_reload(p);
+		pool_reload(p); /* still RELOADING for systemd */
+		return;
 	}
+	notify_reload_end(p, true);
 }
 
 /* Stops the reload where it is; replacements not yet in charge go. */
@@ -281,6 +340,7 @@ static void reload_promote(struct pool_slot *s)
 	s->replacement = NULL;
 	s->started_ms = s->replacement_started_ms;
 	s->listened = true;
+	s->ever_listened = true;
 	s->backoff_ms = p->s.backoff_first_ms;
 	pool_logf(p, "reload: worker %u (pid %d) ready", s->id,
 		  (int)worker_pid(s->worker));
@@ -354,6 +414,7 @@ int pool_reload(struct pool *p)
 	p->reload_active = 0;
 	pool_logf(p, "reload: replacing %u workers, %u at a time", p->size,
 		  p->s.reload_parallel);
+	notify_reload_start(p);
 	reload_pump(p);
 	return 0;
 }
@@ -374,9 +435,10 @@ static void pool_on_listening(struct cluster *c, const struct cluster_event *ev,
 	p->ever_listening = true;
 	if (!s)
 		return;
-	if (ev->worker == s->worker)
-		s->listened = true;
-	else if (ev->worker == s->replacement &&
+	if (ev->worker == s->worker) {
+		s->listened = s->ever_listened = true;
+		pool_check_ready(p);
+	} else if (ev->worker == s->replacement &&
 		 worker_listener_count(ev->worker) >= s->needed_listeners)
 		reload_promote(s);
 }
@@ -560,6 +622,7 @@ int pool_scale(struct pool *p, unsigned size)
 		if (s->worker)
 			worker_disconnect(s->worker);
 	}
+	pool_check_ready(p); /* the slots left may all have listened */
 	return 0;
 }
 
@@ -584,6 +647,7 @@ void pool_stop(struct pool *p, int exit_code)
 	p->stopping = true;
 	p->exit_code = exit_code;
 	p->reloading = false;
+	systemd_notify("STOPPING=1\nSTATUS=stopping");
 	for (i = 0; i < p->nslots; i++) {
 		evtimer_del(p->slots[i]->respawn_timer);
 		evtimer_del(p->slots[i]->ready_timer);

@@ -38,6 +38,10 @@ static bool is_our_variable(const char *entry)
 	static const char *const names[] = {
 		"LD_PRELOAD=", CLUSTER_ENV_WORKER_ID "=",
 		CLUSTER_ENV_CHANNEL_FD "=", CLUSTER_ENV_WORKER_PID "=",
+		/* systemd's, for cluster-run alone: a worker that links
+		 * libsystemd must neither notify nor take our sockets */
+		"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=",
+		"LISTEN_FDNAMES=",
 	};
 	size_t i;
 
