@@ -1,4 +1,5 @@
 #include "cli_options.h"
+#include "listen_policy.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -46,6 +47,9 @@ const char cli_usage[] =
 	"      --gid GROUP         and as GROUP (default: USER's own group)\n"
 	"      --chdir DIR         start the workers in DIR\n"
 	"      --env KEY=VALUE     set a variable for the workers (repeatable)\n"
+	"      --listen ADDR:PORT  with --uid, the only addresses workers may\n"
+	"                          listen on (repeatable; 127.0.0.1:80, [::1]:80,\n"
+	"                          unix:/path); anything else fails with EACCES\n"
 	"      --prefix            each line a worker writes on stdout or stderr\n"
 	"                          comes out as \"[ID] line\" (default: the\n"
 	"                          workers write on cluster-run's own, as is)\n"
@@ -124,6 +128,7 @@ enum {
 	OPT_CHDIR,
 	OPT_ENV,
 	OPT_PREFIX,
+	OPT_LISTEN,
 };
 
 static const struct option long_options[] = {
@@ -141,6 +146,7 @@ static const struct option long_options[] = {
 	{ "chdir", required_argument, NULL, OPT_CHDIR },
 	{ "env", required_argument, NULL, OPT_ENV },
 	{ "prefix", no_argument, NULL, OPT_PREFIX },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -204,6 +210,26 @@ static int add_env(struct cli_options *o, const char *arg, char *err,
 	return 0;
 }
 
+static int add_listen(struct cli_options *o, const char *arg, char *err,
+		      size_t errlen)
+{
+	struct listen_addr *l;
+
+	l = realloc(o->listen, (o->nlisten + 1) * sizeof(*l));
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	o->listen = l;
+	if (listen_addr_parse(arg, &l[o->nlisten]) < 0) {
+		snprintf(err, errlen, "invalid --listen '%s': give ADDR:PORT "
+			 "(127.0.0.1:80, [::1]:80) or unix:/absolute/path", arg);
+		return -1;
+	}
+	o->nlisten++;
+	return 0;
+}
+
 static int parse_extra(int opt, const char *arg, struct cli_options *o,
 		       char *err, size_t errlen)
 {
@@ -264,6 +290,8 @@ static int parse_extra(int opt, const char *arg, struct cli_options *o,
 		return 0;
 	case OPT_ENV:
 		return add_env(o, arg, err, errlen);
+	case OPT_LISTEN:
+		return add_listen(o, arg, err, errlen);
 	case OPT_PREFIX:
 		o->prefix_output = true;
 		return 0;
@@ -353,6 +381,9 @@ int cli_parse(int argc, char **argv, const char *env_sched,
 
 void cli_options_free(struct cli_options *o)
 {
+	free(o->listen);
+	o->listen = NULL;
+	o->nlisten = 0;
 	free(o->env);
 	o->env = NULL;
 	o->nenv = 0;
@@ -427,6 +458,13 @@ int cli_resolve_identity(const struct cli_options *o, struct cluster_settings *s
 		s->chdir_path = o->chdir_path;
 	}
 	s->extra_env = o->env;
+	if (o->nlisten > 0 && !s->set_uid) {
+		snprintf(err, errlen, "--listen declares what workers running "
+			 "as another user (--uid) may listen on; add --uid");
+		return -1;
+	}
+	s->allowed_listen = o->listen;
+	s->nallowed_listen = o->nlisten;
 	return 0;
 }
 

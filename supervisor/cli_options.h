@@ -21,6 +21,8 @@ struct cli_options {
 	const char *chdir_path;
 	char **env;               /* --env KEY=VALUE, NULL-terminated */
 	size_t nenv;
+	struct listen_addr *listen; /* --listen ADDR:PORT */
+	size_t nlisten;
 	bool prefix_output;     /* --prefix */
 	bool help;
 	bool version;

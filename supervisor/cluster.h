@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 struct event_base;
+struct listen_addr;
 struct cluster;
 struct cluster_worker;
 
@@ -76,6 +77,10 @@ struct cluster_settings {
 	gid_t gid;
 	const char *chdir_path;  /* workers start in this directory, or NULL */
 	char *const *extra_env;  /* "KEY=VALUE", NULL-terminated, or NULL */
+	/* With set_uid: the only addresses workers may listen on (--listen);
+	 * anything else fails in the worker with EACCES. */
+	const struct listen_addr *allowed_listen;
+	size_t nallowed_listen;
 	/* Each worker's stdout and stderr are pipes the supervisor reads; each
 	 * line comes out on the supervisor's own stdout or stderr as "[ID] "
 	 * and the line (output_prefix.h).  false: workers inherit them. */

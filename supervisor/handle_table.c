@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cluster_internal.h"
+#include "listen_policy.h"
 #include "sd_notify.h"
 
 static struct handle *handle_find_key(struct cluster *c, const char *key)
@@ -259,6 +260,26 @@ static void emit_bind_error(struct cluster_worker *w,
 }
 
 /* Finds or creates the handle; on error returns NULL with *err set. */
+/* The privilege boundary: workers running as another user (--uid) get
+ * only the listeners the operator declared (--listen). */
+static bool listen_permitted(struct cluster_worker *w,
+			     const struct cluster_msg_query_server *q)
+{
+	const struct cluster_settings *s = &w->cluster->settings;
+	char text[SOCKADDR_TEXT_MAX];
+
+	if (!s->set_uid ||
+	    listen_addr_allowed(s->allowed_listen, s->nallowed_listen,
+				(const struct sockaddr *)&q->addr.ss, q->addr.len))
+		return true;
+	cluster_logf(w->cluster, "worker %u (pid %d) asked for %s, which is not "
+		     "among the --listen addresses; refused (EACCES)", w->id,
+		     (int)w->pid,
+		     sockaddr_text((const struct sockaddr *)&q->addr.ss,
+				   q->addr.len, text, sizeof(text)));
+	return false;
+}
+
 static struct handle *handle_obtain(struct cluster_worker *w,
 				    const struct cluster_msg_query_server *q,
 				    int sock_fd, int *err)
@@ -267,8 +288,14 @@ static struct handle *handle_obtain(struct cluster_worker *w,
 	struct handle *h;
 	int index, fd;
 
+	if (!listen_permitted(w, q)) {
+		*err = EACCES;
+		close(sock_fd);
+		return NULL;
+	}
 	if (!w->indexes && !(w->indexes = calloc(1, sizeof(*w->indexes)))) {
 		*err = ENOMEM;
+		close(sock_fd);
 		return NULL;
 	}
 	handle_key_base((const struct sockaddr *)&q->addr.ss, q->addr.len,
@@ -276,6 +303,7 @@ static struct handle *handle_obtain(struct cluster_worker *w,
 	index = handle_index_acquire(w->indexes, base);
 	if (index < 0) {
 		*err = ENOBUFS;
+		close(sock_fd);
 		return NULL;
 	}
 	handle_key_with_index(base, (unsigned)index, key, sizeof(key));

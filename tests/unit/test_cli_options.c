@@ -18,11 +18,13 @@ static int parse(const char *env, struct cli_options *o, char *err,
 
 Test(cli_options, workers_policy_and_command)
 {
+	/* o.command points into argv: it must outlive the assertion's block */
+	char **argv = ARGV("-n", "8", "--sched", "none", "--", "./srv",
+			   "--port", "8080");
 	struct cli_options o;
 	char err[256];
 
-	cr_assert_eq(parse(NULL, &o, err, ARGV("-n", "8", "--sched", "none", "--",
-					      "./srv", "--port", "8080")), 0);
+	cr_assert_eq(parse(NULL, &o, err, argv), 0);
 	cr_expect_eq(o.workers, 8);
 	cr_expect_eq(o.sched, CLUSTER_SCHED_NONE);
 	cr_expect_str_eq(o.command[0], "./srv");
@@ -97,4 +99,33 @@ Test(cli_options, command_check_finds_path_and_refuses_missing)
 	cr_expect_eq(cli_check_command("/etc/passwd", err, sizeof(err)), -1);
 	cr_expect(strstr(err, "not an executable"), "%s", err);
 	cr_expect_eq(cli_check_command("/nonexistent/srv", err, sizeof(err)), -1);
+}
+
+#include <arpa/inet.h>
+#include <sys/un.h>
+
+#include "listen_policy.h"
+
+Test(cli_options, listen_addresses_parse_and_match)
+{
+	struct listen_addr a[3];
+	struct sockaddr_in v4 = { .sin_family = AF_INET, .sin_port = htons(80) };
+	struct sockaddr_un un = { .sun_family = AF_UNIX, .sun_path = "/run/a.sock" };
+
+	cr_assert_eq(listen_addr_parse("127.0.0.1:80", &a[0]), 0);
+	cr_assert_eq(listen_addr_parse("[::1]:8080", &a[1]), 0);
+	cr_assert_eq(listen_addr_parse("unix:/run/a.sock", &a[2]), 0);
+	inet_pton(AF_INET, "127.0.0.1", &v4.sin_addr);
+	cr_expect(listen_addr_allowed(a, 3, (struct sockaddr *)&v4, sizeof(v4)));
+	v4.sin_port = htons(81);
+	cr_expect_not(listen_addr_allowed(a, 3, (struct sockaddr *)&v4, sizeof(v4)));
+	v4.sin_port = 0; /* port 0 is never declared */
+	cr_expect_not(listen_addr_allowed(a, 3, (struct sockaddr *)&v4, sizeof(v4)));
+	cr_expect(listen_addr_allowed(a, 3, (struct sockaddr *)&un,
+				      offsetof(struct sockaddr_un, sun_path) + 12));
+	cr_expect_eq(listen_addr_parse("127.0.0.1", &a[0]), -1);
+	cr_expect_eq(listen_addr_parse("127.0.0.1:0", &a[0]), -1);
+	cr_expect_eq(listen_addr_parse("localhost:80", &a[0]), -1);
+	cr_expect_eq(listen_addr_parse("[::1:80", &a[0]), -1);
+	cr_expect_eq(listen_addr_parse("unix:relative", &a[0]), -1);
 }
