@@ -22,6 +22,13 @@ static int cmp_ulong(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* (An empty set has no array: qsort and bsearch must not see NULL.) */
+static bool inode_set_has(const struct inode_set *s, unsigned long ino)
+{
+	return s->n > 0 &&
+	       bsearch(&ino, s->v, s->n, sizeof(*s->v), cmp_ulong) != NULL;
+}
+
 static void inode_set_add(struct inode_set *s, unsigned long ino)
 {
 	if (s->n == s->cap) {
@@ -62,7 +69,8 @@ static int socket_inodes(pid_t pid, struct inode_set *s)
 			inode_set_add(s, ino);
 	}
 	closedir(d);
-	qsort(s->v, s->n, sizeof(*s->v), cmp_ulong);
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_ulong);
 	return 0;
 }
 
@@ -104,7 +112,7 @@ static int count_in_table(const char *table, const struct inode_set *s,
 		if (state == TCP_LISTEN_STATE || ino == 0 ||
 		    !port_wanted(port, ports, nports))
 			continue;
-		count += bsearch(&ino, s->v, s->n, sizeof(*s->v), cmp_ulong) != NULL;
+		count += inode_set_has(s, ino);
 	}
 	fclose(f);
 	return count;
@@ -161,7 +169,7 @@ static int find_foreign(const char *table, const struct inode_set *mine,
 		if (sscanf(line, "%*s %63s %*s %x %*s %*s %*s %*s %*s %lu",
 			   local, &state, &ino) != 3 ||
 		    state != TCP_LISTEN_STATE || ino == 0 ||
-		    !bsearch(&ino, mine->v, mine->n, sizeof(*mine->v), cmp_ulong))
+		    !inode_set_has(mine, ino))
 			continue;
 		for (i = 0; i < nknown && !ours; i++)
 			ours = known[i] == ino;
