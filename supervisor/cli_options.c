@@ -40,6 +40,8 @@ const char cli_usage[] =
 	"                          seconds or the reload stops (default 30)\n"
 	"      --restart-delay MS[:MAX]  first respawn delay, doubling up to MAX\n"
 	"                          ms (default 100:10000)\n"
+	"      --restart-reset SEC the delay is back to its first value once a\n"
+	"                          worker has run SEC seconds (default 30)\n"
 	"      --crash-limit N[:SEC]  stop after N failed starts within SEC\n"
 	"                          seconds while no worker listens (10:60)\n"
 	"      --uid USER          run the workers as USER (name or number); the\n"
@@ -129,6 +131,7 @@ enum {
 	OPT_ENV,
 	OPT_PREFIX,
 	OPT_LISTEN,
+	OPT_RESTART_RESET,
 };
 
 static const struct option long_options[] = {
@@ -147,6 +150,7 @@ static const struct option long_options[] = {
 	{ "env", required_argument, NULL, OPT_ENV },
 	{ "prefix", no_argument, NULL, OPT_PREFIX },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "restart-reset", required_argument, NULL, OPT_RESTART_RESET },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -292,6 +296,14 @@ static int parse_extra(int opt, const char *arg, struct cli_options *o,
 		return add_env(o, arg, err, errlen);
 	case OPT_LISTEN:
 		return add_listen(o, arg, err, errlen);
+	case OPT_RESTART_RESET:
+		if (parse_uint(arg, 86400, &v) == 0 && v > 0) {
+			o->backoff_reset_ms = (unsigned)v * 1000;
+			return 0;
+		}
+		snprintf(err, errlen, "invalid --restart-reset '%s': give a "
+			 "whole number of seconds, at least 1", arg);
+		return -1;
 	case OPT_PREFIX:
 		o->prefix_output = true;
 		return 0;

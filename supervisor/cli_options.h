@@ -14,7 +14,7 @@ struct cli_options {
 	int graceful_signal;
 	unsigned reload_parallel;
 	unsigned ready_timeout_ms;
-	unsigned backoff_first_ms, backoff_max_ms;
+	unsigned backoff_first_ms, backoff_max_ms, backoff_reset_ms;
 	unsigned crash_limit, crash_window_ms;
 	const char *control_path; /* NULL: the default path */
 	const char *user, *group; /* --uid, --gid as given */

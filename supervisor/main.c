@@ -198,6 +198,7 @@ static int run(const struct cli_options *o, const char *shim)
 		.size = o->workers,
 		.backoff_first_ms = o->backoff_first_ms,
 		.backoff_max_ms = o->backoff_max_ms,
+		.backoff_reset_ms = o->backoff_reset_ms,
 		.crash_limit = o->crash_limit,
 		.crash_window_ms = o->crash_window_ms,
 		.reload_parallel = o->reload_parallel,
