@@ -152,12 +152,14 @@ static void describe_framing(const union channel_msg *m, size_t len, int nfds,
 	}
 	if (rc == -EPROTO) {
 		snprintf(why, cap, "protocol version %u, not %u",
-			 m->hdr.version, CLUSTER_PROTO_VERSION);
+			 (unsigned)m->hdr.version,
+			 (unsigned)CLUSTER_PROTO_VERSION);
 		return;
 	}
 	want = cluster_msg_size(m->hdr.type);
 	if (want == 0)
-		snprintf(why, cap, "unknown message type %u", m->hdr.type);
+		snprintf(why, cap, "unknown message type %u",
+			 (unsigned)m->hdr.type);
 	else if (rc == -EBADMSG)
 		snprintf(why, cap, "%s of %zu bytes, header says %u, want %zu",
 			 type_name(m->hdr.type), len, m->hdr.length, want);

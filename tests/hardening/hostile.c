@@ -132,7 +132,7 @@ static int tcp_socket(void)
  * error, or -1 when none came within 5 s.  *handle_id gets its handle. */
 static int request(const void *msg, size_t len, int extra, uint32_t *handle_id)
 {
-	struct cluster_msg_reply reply;
+	struct cluster_msg_reply reply = { .error = 0 };
 	struct pollfd pfd;
 	int sv[2], fds[2], nfds = 1, err = -1;
 	union {
