@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "cluster_internal.h"
+#include "listen_policy.h"
 #include "proto_codec.h"
 
 #define CHANNEL_BURST 32 /* messages per wakeup, so one worker can't starve */
@@ -323,9 +324,28 @@ static void answer_close(struct cluster_worker *w,
 	handle_close_by_worker(w, msg->handle_id);
 }
 
+/* The supervisor unlinks with its own rights, not the worker's: with --uid
+ * only the paths the operator declared (--listen unix:PATH), as for bind. */
+static bool unlink_permitted(const struct cluster_worker *w, const char *path)
+{
+	const struct cluster_settings *s = &w->cluster->settings;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t n = strlen(path);
+
+	if (!s->set_uid)
+		return true;
+	if (n >= sizeof(sun.sun_path))
+		return false;
+	memcpy(sun.sun_path, path, n + 1);
+	return listen_addr_allowed(s->allowed_listen, s->nallowed_listen,
+				   (const struct sockaddr *)&sun,
+				   (socklen_t)(offsetof(struct sockaddr_un,
+							sun_path) + n + 1));
+}
+
 /* A live listener's path is left alone (and the worker told it is gone);
  * anything else that is a socket is removed, as the worker asked.  Only
- * sockets: the supervisor does this with its own rights, not the worker's. */
+ * sockets, and with --uid only declared paths (unlink_permitted). */
 static void answer_unlink_path(struct cluster_worker *w,
 			       const struct cluster_msg_unlink_path *msg,
 			       int reply_fd)
@@ -333,7 +353,12 @@ static void answer_unlink_path(struct cluster_worker *w,
 	struct stat st;
 	int err = 0;
 
-	if (handle_path_is_live(w->cluster, msg->path))
+	if (!unlink_permitted(w, msg->path)) {
+		worker_note_odd(w, "asked to remove %s, which is not among the "
+				"--listen addresses; refused (EACCES)",
+				msg->path);
+		err = EACCES;
+	} else if (handle_path_is_live(w->cluster, msg->path))
 		err = 0;
 	else if (lstat(msg->path, &st) < 0)
 		err = errno;

@@ -21,6 +21,7 @@
  *   deaf   requests whose reply sockets are full and never read
  *   flood  on SIGUSR1: HELLOs for 2 s, then 1100 port-0 queries (the
  *          supervisor holds at most 1024 handles per worker: ENOBUFS)
+ *   unlink UNLINK_PATH of $HOSTILE_VICTIM; prints "answered ERRNO"
  *   pause  HELLO, then sleep
  */
 #include <arpa/inet.h>
@@ -357,6 +358,17 @@ static void deaf(void)
 	say("sent");
 }
 
+/* UNLINK_PATH of $HOSTILE_VICTIM; prints the answer. */
+static void unlink_victim(void)
+{
+	struct cluster_msg_unlink_path u;
+	const char *victim = getenv("HOSTILE_VICTIM");
+
+	init_msg(&u, sizeof(u), CLUSTER_MSG_UNLINK_PATH);
+	snprintf(u.path, sizeof(u.path), "%s", victim ? victim : "");
+	say("answered %d", request(&u, sizeof(u), -1, NULL));
+}
+
 static volatile sig_atomic_t go;
 
 static void on_usr1(int sig)
@@ -470,6 +482,8 @@ int main(int argc, char **argv)
 		deaf();
 	else if (strcmp(mode, "flood") == 0)
 		flood();
+	else if (strcmp(mode, "unlink") == 0)
+		unlink_victim();
 	else if (strcmp(mode, "pause") != 0)
 		violate();
 	for (;;)

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,20 +45,42 @@ TestSuite(hardening, .init = hardening_init, .fini = hardening_fini,
 
 static int port;
 
-static struct hx_cluster *start_hostile(const char *modes)
+/* cluster-run -n 2 [EXTRA...] -- hostile STATEFILE MODES --port PORT,
+ * on the port picked last (pick_port). */
+static struct hx_cluster *start_hostile_with(const char *modes,
+					     const char *const *extra)
 {
 	const char *bin = getenv("HOSTILE_BIN");
 	static char portbuf[16];
-	const char *args[] = {
+	const char *args[32] = {
 		"-n", "2", "--sched", "rr",
 		"--restart-delay", "400:400", "--crash-limit", "1000:60",
-		"--", bin, state_file, modes, "--port", portbuf, NULL,
 	};
+	size_t n = 8;
 
 	cr_assert(bin != NULL, "HOSTILE_BIN is not set (run through meson test)");
-	port = hx_free_port(SOCK_STREAM);
 	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	while (extra && *extra && n < 20)
+		args[n++] = *extra++;
+	args[n++] = "--";
+	args[n++] = bin;
+	args[n++] = state_file;
+	args[n++] = modes;
+	args[n++] = "--port";
+	args[n++] = portbuf;
+	args[n] = NULL;
 	return hx_start(HX_CAPTURE_STDOUT, args);
+}
+
+static void pick_port(void)
+{
+	port = hx_free_port(SOCK_STREAM);
+}
+
+static struct hx_cluster *start_hostile(const char *modes)
+{
+	pick_port();
+	return start_hostile_with(modes, NULL);
 }
 
 /* Open fds of cluster-run now. */
@@ -281,4 +305,46 @@ Test(hardening, a_flood_is_bounded_and_left_behind)
 	hx_assert(c, lines_with(c, VIOLATION, NULL) == 0, "a worker was punished");
 	worker_one_serves(c, 20);
 	stop_cleanly(c);
+}
+
+/* With --uid, the supervisor removes a socket path for a worker only if it
+ * is among the --listen addresses: its rights are not the worker's. */
+Test(hardening, with_uid_unlink_is_limited_to_declared_paths)
+{
+	char victim_dir[32] = "/tmp/cr-victim.XXXXXX", victim[64];
+	char listen_arg[64], env_arg[160], line[256];
+	const char *extra[] = { "--uid", "65534", "--gid", "65534",
+				"--listen", listen_arg, "--env", env_arg, NULL };
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct hx_cluster *c;
+	struct stat st;
+	int fd;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to switch users");
+	cr_assert(mkdtemp(victim_dir) != NULL, "mkdtemp");
+	snprintf(victim, sizeof(victim), "%s/v.sock", victim_dir);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", victim);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0,
+		  "bind %s", victim);
+	close(fd); /* the socket file stays: a root-only directory's */
+	chmod(state_dir, 0777); /* the workers write their generations */
+	snprintf(env_arg, sizeof(env_arg), "HOSTILE_VICTIM=%s", victim);
+	pick_port();
+	snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%d", port);
+	c = start_hostile_with("unlink", extra);
+	wait_worker_one(c);
+	wait_stdout(c, "hostile: unlink: answered", HX_START_MS);
+	hx_assert(c, stdout_has(c, "hostile: unlink: answered 13"),
+		  "want EACCES for an undeclared path");
+	hx_assert(c, lstat(victim, &st) == 0, "%s was removed", victim);
+	snprintf(line, sizeof(line), "asked to remove %s, which is not among "
+		 "the --listen addresses; refused (EACCES)", victim);
+	hx_assert(c, lines_with(c, "worker 2 (pid", line) == 1,
+		  "want one line for the refused unlink");
+	worker_one_serves(c, 5);
+	stop_cleanly(c);
+	unlink(victim);
+	rmdir(victim_dir);
 }
