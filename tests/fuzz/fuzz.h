@@ -41,7 +41,8 @@ void fuzz_fail(const char *fmt, ...)
 /*
  * fuzz_channel's input, also written by gen_corpus.c:
  *   byte 0       the cluster: bits 0-1 its policy (0 rr, 1 none,
- *                2 reuseport, 3 rr), bits 2-3 the first fake worker's
+ *                2 reuseport, 3 rr with --uid and --listen 127.0.0.1:8080
+ *                --listen unix:FUZZ_SANDBOX_DIR/s.sock), bits 2-3 the first fake worker's
  *                id - 1; bit 4: the second has the same id (a reload's
  *                new worker), else the next one
  *   then up to FUZZ_MAX_RECORDS records, one message each:

@@ -23,12 +23,14 @@
 #include <unistd.h>
 
 #include "cluster_internal.h"
+#include "listen_policy.h"
 #include "proto_codec.h"
 
 #define FAKE_PID 0x3fffffff /* sandbox.c swallows every kill() */
 
 static struct event_base *base;
-static struct cluster *clusters[3];
+static struct cluster *clusters[4];
+static struct listen_addr declared[2]; /* clusters[3]'s --listen */
 static int devnull = -1;
 static bool verbose; /* FUZZ_VERBOSE=1: the log lines and the answers */
 
@@ -53,9 +55,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	base = event_base_new();
 	if (devnull < 0 || !base)
 		fuzz_fail("cannot set up: %s", strerror(errno));
-	for (i = 0; i < 3; i++) {
-		s.sched = i == 0 ? CLUSTER_SCHED_RR
-			: i == 1 ? CLUSTER_SCHED_NONE : CLUSTER_SCHED_REUSEPORT;
+	if (listen_addr_parse("127.0.0.1:8080", &declared[0]) < 0 ||
+	    listen_addr_parse("unix:" FUZZ_SANDBOX_DIR "/s.sock",
+			      &declared[1]) < 0)
+		fuzz_fail("listen_addr_parse failed");
+	for (i = 0; i < 4; i++) {
+		s.sched = i == 1 ? CLUSTER_SCHED_NONE
+			: i == 2 ? CLUSTER_SCHED_REUSEPORT : CLUSTER_SCHED_RR;
+		if (i == 3) { /* --uid 65534 --listen ... (nobody is forked) */
+			s.set_uid = true;
+			s.uid = 65534;
+			s.allowed_listen = declared;
+			s.nallowed_listen = 2;
+		}
 		clusters[i] = cluster_new(base, &s);
 		if (!clusters[i])
 			fuzz_fail("cluster_new failed");
@@ -175,7 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	c = clusters[(data[0] & 3) % 3];
+	c = clusters[data[0] & 3];
 	id = 1 + ((data[0] >> 2) & 3);
 	fuzz_fds_take(&before);
 	ws[0] = fake_worker(c, id);

@@ -224,6 +224,22 @@ static void conversations(void)
 		save("channel", name);
 	}
 
+	/* --uid: a declared address and path, an undeclared port */
+	q = query_inet(SOCK_STREAM);
+	((struct sockaddr_in *)&q.addr.ss)->sin_port = htons(8080);
+	u = unlink_msg(FUZZ_SANDBOX_DIR "/s.sock");
+	begin(3);
+	record(QUERY2, &q, sizeof(q));
+	record(REPLY1, &l, sizeof(l));
+	record(REPLY1, &u, sizeof(u));
+	q = query_unix(FUZZ_SANDBOX_DIR "/s.sock", false);
+	record(QUERY2, &q, sizeof(q));
+	q = query_inet(SOCK_STREAM);
+	record(QUERY2, &q, sizeof(q));
+	u = unlink_msg(FUZZ_SANDBOX_DIR "/other.sock");
+	record(REPLY1, &u, sizeof(u));
+	save("channel", "uid-declared");
+
 	q = query_inet(SOCK_DGRAM);
 	begin(0);
 	record(QUERY2, &q, sizeof(q));
