@@ -173,14 +173,33 @@ static struct control *control_start(struct event_base *base, struct pool *p,
 	return ctl;
 }
 
-/* Each worker costs fds (channel, faux handles): use what the hard limit allows. */
-static void raise_fd_limit(void)
+/* fds the supervisor needs for n workers: its own, and per worker the
+ * channel and, per rr listener, two ends of a faux handle (counted for two
+ * listeners), plus room to accept. */
+#define FDS_BASE 64
+#define FDS_PER_WORKER 5
+
+/* Each worker costs fds: use what the hard limit allows, and say so
+ * plainly when even that is too little for n workers. */
+static void raise_fd_limit(unsigned workers)
 {
+	unsigned long need = FDS_BASE + (unsigned long)FDS_PER_WORKER * workers;
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		fprintf(stderr, "cluster-run: %u workers need about %lu file "
+			"descriptors, but RLIMIT_NOFILE allows %lu; raise it "
+			"(ulimit -Hn as root, LimitNOFILE= in systemd) or use "
+			"fewer workers\n", workers, need,
+			(unsigned long)rl.rlim_cur);
+		exit(2);
 	}
 }
 
@@ -222,7 +241,7 @@ static int run(const struct cli_options *o, const char *shim)
 	settings.listen_fds = listen_fds;
 	if (!base || !(c = cluster_new(base, &settings)))
 		die("cannot set up the event loop: %s", strerror(errno));
-	raise_fd_limit(); /* after cluster_new: workers keep the old limit */
+	raise_fd_limit(o->workers); /* after cluster_new: workers keep the old limit */
 	subscribe_log(c);
 	p = pool_new(base, c, &ps);
 	if (!p)
