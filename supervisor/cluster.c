@@ -226,6 +226,8 @@ void cluster_free(struct cluster *c)
 		worker_reap(w, status);
 	}
 	handle_free_all(c);
+	if (c->drain_timer)
+		event_free(c->drain_timer);
 	event_free(c->sigchld_ev);
 	free(c);
 }

@@ -45,6 +45,8 @@ struct cluster {
 					   even if the supervisor raises its own */
 	int channel_fd_number;          /* where a worker finds its channel */
 	bool disconnecting;
+	struct event *drain_timer;      /* worker_drain.c: one tick for all */
+	unsigned ndraining;
 	void (*disconnect_done)(struct cluster *c, void *arg);
 	void *disconnect_arg;
 };
@@ -62,7 +64,7 @@ struct cluster_worker {
 	struct membership *memberships; /* singly linked via next_in_worker */
 	struct handle_index_set *indexes;
 	struct event *kill_timer;
-	struct event *drain_timer;  /* disconnect: waiting for its connections */
+	bool draining;              /* worker_drain.c: waiting for its connections */
 	struct event *diag_timer;   /* worker_diagnose.c */
 	unsigned diag_rounds;
 	bool diag_said_no_shim, diag_said_foreign;
@@ -122,6 +124,13 @@ void worker_channel_lost(struct cluster_worker *w);
 void worker_reap(struct cluster_worker *w, int status);
 /* prefix_output: reads what is left of its pipes, then closes them. */
 void worker_output_stop(struct cluster_worker *w);
+
+/* worker.c: step 3 of a disconnect (and the kill timer) */
+void worker_signal_graceful(struct cluster_worker *w);
+
+/* worker_drain.c: step 2; false when there is nothing to wait for */
+bool worker_drain_start(struct cluster_worker *w);
+void worker_drain_cancel(struct cluster_worker *w);
 
 /* worker_diagnose.c: a worker the shim cannot reach gets one line */
 void worker_diagnose_start(struct cluster_worker *w);

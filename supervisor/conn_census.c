@@ -84,21 +84,21 @@ static int port_wanted(unsigned port, const unsigned *ports, unsigned nports)
 	return 0;
 }
 
-/* Rows of one table: "sl local rem st ... uid timeout inode". */
-static int count_in_table(const char *table, const struct inode_set *s,
-			  const unsigned *ports, unsigned nports)
+/* Rows of one table ("sl local rem st ... uid timeout inode") that are
+ * connections on one of the ports. */
+static void read_table(const char *table, struct inode_set *out,
+		       const unsigned *ports, unsigned nports)
 {
 	char line[512], local[64];
 	unsigned port, state;
 	unsigned long ino;
-	int count = 0;
 	FILE *f = fopen(table, "r");
 
 	if (!f)
-		return 0;
+		return;
 	if (!fgets(line, sizeof(line), f)) { /* header */
 		fclose(f);
-		return 0;
+		return;
 	}
 	while (fgets(line, sizeof(line), f)) {
 		char *colon;
@@ -109,13 +109,52 @@ static int count_in_table(const char *table, const struct inode_set *s,
 		colon = strrchr(local, ':');
 		if (!colon || sscanf(colon + 1, "%x", &port) != 1)
 			continue;
-		if (state == TCP_LISTEN_STATE || ino == 0 ||
-		    !port_wanted(port, ports, nports))
-			continue;
-		count += inode_set_has(s, ino);
+		if (state != TCP_LISTEN_STATE && ino != 0 &&
+		    port_wanted(port, ports, nports))
+			inode_set_add(out, ino);
 	}
 	fclose(f);
-	return count;
+}
+
+int conn_table_read(struct conn_table *t, const unsigned *ports,
+		    unsigned nports)
+{
+	struct inode_set s = { 0 };
+
+	read_table("/proc/net/tcp", &s, ports, nports);
+	read_table("/proc/net/tcp6", &s, ports, nports);
+	if (s.n > 0)
+		qsort(s.v, s.n, sizeof(*s.v), cmp_ulong);
+	t->inodes = s.v;
+	t->n = s.n;
+	t->cap = s.cap;
+	return 0;
+}
+
+void conn_table_free(struct conn_table *t)
+{
+	free(t->inodes);
+	t->inodes = NULL;
+	t->n = t->cap = 0;
+}
+
+int conn_table_count(const struct conn_table *t, pid_t pid)
+{
+	struct inode_set mine = { 0 };
+	size_t i;
+	int n = 0;
+
+	if (t->n == 0)
+		return 0;
+	if (socket_inodes(pid, &mine) < 0) {
+		free(mine.v);
+		return -1;
+	}
+	for (i = 0; i < mine.n; i++) /* t->n > 0: checked above */
+		n += bsearch(&mine.v[i], t->inodes, t->n, sizeof(*t->inodes),
+			     cmp_ulong) != NULL;
+	free(mine.v);
+	return n;
 }
 
 /* "0100007F:1F90" (IPv4) or 32 hex digits of host-order words (IPv6). */
@@ -198,20 +237,4 @@ int conn_census_foreign_listener(pid_t pid, const unsigned long *known,
 		 find_foreign("/proc/net/tcp6", &mine, known, nknown, out, cap));
 	free(mine.v);
 	return found;
-}
-
-int conn_census_count(pid_t pid, const unsigned *ports, unsigned nports)
-{
-	struct inode_set s = { 0 };
-	int n;
-
-	if (socket_inodes(pid, &s) < 0) {
-		free(s.v);
-		return -1;
-	}
-	n = s.n == 0 ? 0
-		     : count_in_table("/proc/net/tcp", &s, ports, nports) +
-			       count_in_table("/proc/net/tcp6", &s, ports, nports);
-	free(s.v);
-	return n;
 }

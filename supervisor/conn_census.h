@@ -10,8 +10,18 @@
 
 #include <sys/types.h>
 
-/* -1 when the process's fds cannot be read. */
-int conn_census_count(pid_t pid, const unsigned *ports, unsigned nports);
+/* The connections (not listeners) on some local ports, read once from
+ * /proc/net/tcp{,6}, then matched against any number of processes. */
+struct conn_table {
+	unsigned long *inodes; /* sorted */
+	size_t n, cap;
+};
+
+int conn_table_read(struct conn_table *t, const unsigned *ports,
+		    unsigned nports);
+void conn_table_free(struct conn_table *t);
+/* How many of them the process holds; -1 when its fds cannot be read. */
+int conn_table_count(const struct conn_table *t, pid_t pid);
 
 /*
  * A TCP listening socket among the process's fds whose inode is not one of

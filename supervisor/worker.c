@@ -7,14 +7,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cluster_internal.h"
-#include "conn_census.h"
 #include "output_prefix.h"
 
-#define DRAIN_TICK_MS 20
 
 static const char *const state_names[] = {
 	[WORKER_NONE] = "none",
@@ -99,31 +96,10 @@ static void worker_arm_kill_timer(struct cluster_worker *w)
 		evtimer_add(w->kill_timer, &tv);
 }
 
-static void worker_send_graceful(struct cluster_worker *w)
+void worker_signal_graceful(struct cluster_worker *w)
 {
 	kill(w->pid, w->cluster->settings.graceful_signal);
 	worker_arm_kill_timer(w);
-}
-
-static long long monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Step 2 of a disconnect: the connections it holds finish (or half the
- * kill timeout passes) before it gets the graceful signal. */
-static void worker_on_drain_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct cluster_worker *w = arg;
-	int open = conn_census_count(w->pid, w->drain_ports, w->ndrain_ports);
-
-	if (open > 0 && monotonic_ms() < w->drain_deadline_ms)
-		return;
-	event_del(w->drain_timer);
-	worker_send_graceful(w);
 }
 
 /*
@@ -141,25 +117,6 @@ static unsigned worker_stop_accepting(struct cluster_worker *w, bool shim_up)
 		return rr;
 	kill(w->pid, CLUSTER_SIG_STOP_ACCEPTING);
 	return handle_worker_tcp_ports(w, false, w->drain_ports, 16);
-}
-
-/* false when there is nothing to wait for (no TCP listener it can be
- * stopped on): then it gets the graceful signal at once. */
-static bool worker_start_drain(struct cluster_worker *w, bool shim_up)
-{
-	struct timeval tick = { 0, DRAIN_TICK_MS * 1000 };
-
-	w->ndrain_ports = worker_stop_accepting(w, shim_up);
-	if (w->ndrain_ports == 0)
-		return false;
-	if (!w->drain_timer)
-		w->drain_timer = event_new(w->cluster->base, -1, EV_PERSIST,
-					   worker_on_drain_tick, w);
-	if (!w->drain_timer || event_add(w->drain_timer, &tick) < 0)
-		return false;
-	w->drain_deadline_ms =
-		monotonic_ms() + w->cluster->settings.kill_timeout_ms / 2;
-	return true;
 }
 
 int worker_disconnect(struct cluster_worker *w)
@@ -181,8 +138,9 @@ int worker_disconnect(struct cluster_worker *w)
 		worker_emit(w, CLUSTER_EV_DISCONNECT);
 	/* the channel stays open: the worker's children may still ask */
 	w->connected = false;
-	if (!worker_start_drain(w, shim_up))
-		worker_send_graceful(w); /* step 3 */
+	w->ndrain_ports = worker_stop_accepting(w, shim_up);
+	if (!worker_drain_start(w))
+		worker_signal_graceful(w); /* step 3 */
 	return 0;
 }
 
@@ -224,10 +182,7 @@ void worker_reap(struct cluster_worker *w, int status)
 		event_free(w->kill_timer);
 		w->kill_timer = NULL;
 	}
-	if (w->drain_timer) {
-		event_free(w->drain_timer);
-		w->drain_timer = NULL;
-	}
+	worker_drain_cancel(w);
 	worker_diagnose_stop(w);
 	ev.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	ev.term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
