@@ -147,6 +147,12 @@ int worker_channel_start(struct cluster_worker *w);
 void worker_channel_stop(struct cluster_worker *w);
 int reply_send(int reply_fd, int error, const struct handle *h,
 	       enum cluster_handle_kind kind, const int *fds, int nfds);
+/* close() of an fd a worker handed over (or of the socket it sent with a
+ * query), which never waits: the worker shares the socket and may have
+ * connected it, filled its send queue and set SO_LINGER, so that the last
+ * close() would wait out the linger time.  A connected socket with
+ * SO_LINGER loses it and closes in the background. */
+void worker_fd_close(int fd);
 /* One message as read from w's channel, with the fds that came with it
  * (at most CLUSTER_MSG_RECV_FDS; every one is used or closed).  0, or -1
  * when it broke the protocol: the worker is cut off and killed, its

@@ -74,7 +74,7 @@ static void handle_free(struct handle *h)
 	rr_handle_free(h->rr);
 	reuseport_free(h);
 	handle_unlink_path(h);
-	close(h->fd);
+	worker_fd_close(h->fd); /* the worker's socket, or systemd's */
 	if (h->prev)
 		h->prev->next = h->next;
 	else
@@ -217,7 +217,7 @@ static struct handle *handle_adopt(struct cluster_worker *w, const char *base,
 	socklen_t len = sizeof(listening);
 	struct handle *h;
 
-	close(sock_fd);
+	worker_fd_close(sock_fd);
 	h = handle_new(w->cluster, base, key, q, fd);
 	if (!h) {
 		close(fd);
@@ -290,12 +290,12 @@ static struct handle *handle_obtain(struct cluster_worker *w,
 
 	if (!listen_permitted(w, q)) {
 		*err = EACCES;
-		close(sock_fd);
+		worker_fd_close(sock_fd);
 		return NULL;
 	}
 	if (!w->indexes && !(w->indexes = calloc(1, sizeof(*w->indexes)))) {
 		*err = ENOMEM;
-		close(sock_fd);
+		worker_fd_close(sock_fd);
 		return NULL;
 	}
 	handle_key_base((const struct sockaddr *)&q->addr.ss, q->addr.len,
@@ -303,14 +303,14 @@ static struct handle *handle_obtain(struct cluster_worker *w,
 	index = handle_index_acquire(w->indexes, base);
 	if (index < 0) {
 		*err = ENOBUFS;
-		close(sock_fd);
+		worker_fd_close(sock_fd);
 		return NULL;
 	}
 	handle_key_with_index(base, (unsigned)index, key, sizeof(key));
 	h = handle_find_key(w->cluster, key);
 	if (h) {
 		if (!h->reuseport) {
-			close(sock_fd);
+			worker_fd_close(sock_fd);
 			return h;
 		}
 		*err = reuseport_join(h, w->id, sock_fd);
@@ -329,7 +329,7 @@ static struct handle *handle_obtain(struct cluster_worker *w,
 		return NULL;
 	}
 	if (!h) {
-		close(sock_fd);
+		worker_fd_close(sock_fd);
 		handle_index_release(w->indexes, base);
 	}
 	return h;

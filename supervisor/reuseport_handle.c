@@ -59,14 +59,14 @@ int reuseport_join(struct handle *h, unsigned slot, int sock)
 	if (err)
 		return err;
 	if (h->slot_fds[slot] >= 0) { /* the slot's socket outlives workers */
-		close(sock);
+		worker_fd_close(sock);
 		return 0;
 	}
 	err = reuseport_prepare(sock);
 	if (!err && bind(sock, (struct sockaddr *)&h->addr, h->addrlen) < 0)
 		err = errno;
 	if (err) {
-		close(sock);
+		worker_fd_close(sock);
 		return err;
 	}
 	h->slot_fds[slot] = sock;
@@ -92,7 +92,7 @@ void reuseport_free(struct handle *h)
 
 	for (i = 0; i < h->nslots; i++)
 		if (h->slot_fds[i] >= 0 && h->slot_fds[i] != h->fd)
-			close(h->slot_fds[i]);
+			worker_fd_close(h->slot_fds[i]);
 	free(h->slot_fds);
 	h->slot_fds = NULL;
 	h->nslots = 0;

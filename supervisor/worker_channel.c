@@ -7,7 +7,8 @@
  * on a worker: the channel is only read (MSG_DONTWAIT, CHANNEL_BURST
  * messages per wakeup, so a flood cannot starve the others), and every
  * answer goes out with MSG_DONTWAIT on the reply socket the request brought
- * (rr connections, likewise, on socketpairs the supervisor makes itself).
+ * (rr connections, likewise, on socketpairs the supervisor makes itself);
+ * the sockets workers hand over are closed with worker_fd_close().
  *
  * The policy for a misbehaving worker:
  *   - A protocol violation, a message no process running the real shim can
@@ -58,6 +59,25 @@ union channel_msg {
 	char bytes[CLUSTER_MSG_MAX_SIZE];
 };
 
+void worker_fd_close(int fd)
+{
+	struct linger lg;
+	socklen_t len = sizeof(lg);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 &&
+	    lg.l_onoff && lg.l_linger > 0) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+
+		if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0) {
+			lg.l_onoff = 0;
+			lg.l_linger = 0;
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
+	}
+	close(fd);
+}
+
 int reply_send(int reply_fd, int error, const struct handle *h,
 	       enum cluster_handle_kind kind, const int *fds, int nfds)
 {
@@ -79,7 +99,7 @@ int reply_send(int reply_fd, int error, const struct handle *h,
 	 * sent one that is full, or no socket at all) just loses the answer. */
 	rc = cluster_msg_send(reply_fd, &reply, sizeof(reply), fds, nfds,
 			      MSG_DONTWAIT);
-	close(reply_fd);
+	worker_fd_close(reply_fd);
 	return rc;
 }
 
@@ -88,7 +108,7 @@ static void close_fds(const int *fds, int nfds)
 	int i;
 
 	for (i = 0; i < nfds; i++)
-		close(fds[i]);
+		worker_fd_close(fds[i]);
 }
 
 /* ---- the policy ---- */
@@ -289,7 +309,7 @@ static void answer_query_server(struct cluster_worker *w,
 	if (memberships_held(w) >= CHANNEL_MAX_HANDLES) {
 		worker_note_odd(w, "holds %d handles and asked for one more; "
 				"answered ENOBUFS", CHANNEL_MAX_HANDLES);
-		close(sock_fd);
+		worker_fd_close(sock_fd);
 		reply_send(reply_fd, ENOBUFS, NULL, CLUSTER_HANDLE_PENDING,
 			   NULL, 0);
 		return;

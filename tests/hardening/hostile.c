@@ -22,6 +22,8 @@
  *   flood  on SIGUSR1: HELLOs for 2 s, then 1100 port-0 queries (the
  *          supervisor holds at most 1024 handles per worker: ENOBUFS)
  *   unlink UNLINK_PATH of $HOSTILE_VICTIM; prints "answered ERRNO"
+ *   linger a handle's socket left to the supervisor connected, its queue
+ *          full and SO_LINGER set, then CLOSE of the handle
  *   pause  HELLO, then sleep
  */
 #include <arpa/inet.h>
@@ -358,6 +360,45 @@ static void deaf(void)
 	say("sent");
 }
 
+/* The socket of a QUERY_SERVER, which the supervisor bound and keeps,
+ * connected by hand to a listener that never reads, its send queue full,
+ * SO_LINGER 120 s, and our copy closed: when the supervisor closes the
+ * last one (CLOSE of the handle), close() would wait out the linger. */
+static void linger_trap(void)
+{
+	struct cluster_msg_query_server q;
+	struct sockaddr_in peer = { .sin_family = AF_INET };
+	socklen_t plen = sizeof(peer);
+	struct linger lg = { .l_onoff = 1, .l_linger = 120 };
+	static char junk[65536];
+	int l = tcp_socket(), s = tcp_socket(), small = 4096, queued = 0;
+	uint32_t id = 0;
+
+	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (bind(l, (struct sockaddr *)&peer, sizeof(peer)) < 0 ||
+	    listen(l, 8) < 0 ||
+	    getsockname(l, (struct sockaddr *)&peer, &plen) < 0)
+		die("listener");
+	setsockopt(s, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	query_msg(&q);
+	expect("QUERY_SERVER", request(&q, sizeof(q), s, &id), 0);
+	if (connect(s, (struct sockaddr *)&peer, sizeof(peer)) < 0) {
+		/* in rr the supervisor made the file non-blocking */
+		struct pollfd pfd = { .fd = s, .events = POLLOUT };
+
+		if (errno != EINPROGRESS || poll(&pfd, 1, 5000) != 1)
+			die("connect");
+	}
+	while (send(s, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		queued++;
+	if (setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+		die("SO_LINGER");
+	close(s);
+	close_msg(id);
+	say("sent (%d sends queued)", queued);
+}
+
 /* UNLINK_PATH of $HOSTILE_VICTIM; prints the answer. */
 static void unlink_victim(void)
 {
@@ -484,6 +525,8 @@ int main(int argc, char **argv)
 		flood();
 	else if (strcmp(mode, "unlink") == 0)
 		unlink_victim();
+	else if (strcmp(mode, "linger") == 0)
+		linger_trap();
 	else if (strcmp(mode, "pause") != 0)
 		violate();
 	for (;;)

@@ -268,6 +268,24 @@ Test(hardening, a_deaf_worker_never_blocks_cluster_run)
 	stop_cleanly(c);
 }
 
+/* A socket that would make close() wait out its SO_LINGER when the
+ * supervisor lets go of it: cluster-run must not wait (worker 1 is served
+ * through it, in rr, meanwhile). */
+Test(hardening, a_lingering_socket_never_blocks_cluster_run)
+{
+	struct hx_cluster *c = start_hostile("linger");
+	int64_t t0;
+
+	wait_worker_one(c);
+	wait_stdout(c, "hostile: linger: sent", HX_START_MS);
+	t0 = hx_now_ms();
+	worker_one_serves(c, 20);
+	hx_assert(c, hx_now_ms() - t0 < 5000, "20 requests took %lld ms",
+		  (long long)(hx_now_ms() - t0));
+	hx_assert(c, lines_with(c, VIOLATION, NULL) == 0, "a worker was punished");
+	stop_cleanly(c);
+}
+
 /* HELLOs for 2 s and 1100 port-0 queries: worker 1 is served meanwhile,
  * the 1025th handle is refused, and once the flooder is gone cluster-run
  * holds no more fds than before it started. */
