@@ -41,6 +41,36 @@ int64_t hx_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return '?';
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+bool hx_wait_asleep(pid_t pid, int timeout_ms)
+{
+	int64_t deadline = hx_now_ms() + timeout_ms;
+	int in_a_row = 0;
+
+	while (in_a_row < 5) {
+		in_a_row = proc_state(pid) == 'S' ? in_a_row + 1 : 0;
+		if (hx_now_ms() >= deadline)
+			return false;
+		poll(NULL, 0, 10); /* a look every 10 ms: a measurement */
+	}
+	return true;
+}
+
 static int ms_left(int64_t deadline)
 {
 	int64_t left = deadline - hx_now_ms();

@@ -69,6 +69,10 @@ struct hx_cluster {
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t hx_now_ms(void);
+/* Waits (bounded) until pid has been seen sleeping (state S) 5 times in a
+ * row, 10 ms apart: a process idle between requests.  A measurement of its
+ * state, not a wait for time to pass; false at the deadline. */
+bool hx_wait_asleep(pid_t pid, int timeout_ms);
 
 /* Whether ::1 can be bound here. */
 bool hx_have_ipv6(void);

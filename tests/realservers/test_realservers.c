@@ -466,22 +466,6 @@ static long find_token_process(const struct hx_cluster *c)
 	return found;
 }
 
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	size_t n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return '?';
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
-}
-
 /*
  * Waits (bounded) until every worker is asleep, between requests.  A server
  * whose loop checks its "terminate" flag before blocking in epoll_wait()
@@ -492,16 +476,8 @@ static char proc_state(pid_t pid)
 static void settle(struct hx_cluster *c)
 {
 	for (size_t i = 0; i < c->n_events; i++) {
-		int64_t deadline = hx_now_ms() + SETTLE_MS;
-		pid_t pid = c->events[i].pid;
-		int asleep = 0;
-
-		if (c->events[i].kind != HX_FORKED)
-			continue;
-		while (asleep < 3 && hx_now_ms() < deadline) {
-			asleep = proc_state(pid) == 'S' ? asleep + 1 : 0;
-			poll(NULL, 0, 5); /* looks 5 ms apart: a measurement */
-		}
+		if (c->events[i].kind == HX_FORKED)
+			(void)hx_wait_asleep(c->events[i].pid, SETTLE_MS);
 	}
 }
 

@@ -28,9 +28,6 @@ void st_assert_steady(struct hx_cluster *c, int workers);
 /* SIGTERM: cluster-run exits 0 and no worker is left; frees c. */
 void st_stop(struct hx_cluster *c);
 
-/* Whether pid is asleep in the kernel (state S) for a few looks in a row
- * within timeout_ms: a worker blocked in accept(), not one spinning. */
-bool st_sleeping(pid_t pid, int timeout_ms);
 
 /* The stdout line of c that starts with prefix, or NULL. */
 const char *st_stdout_line(const struct hx_cluster *c, const char *prefix);

@@ -28,7 +28,7 @@ static void fcntl_case(const char *sched, int workers)
 	for (int id = 1; id <= workers; id++) {
 		hx_assert(c, tally.served[id] > 0, "worker %d served nothing",
 			  id);
-		hx_assert(c, st_sleeping(hx_worker_pid(c, id), 3000),
+		hx_assert(c, hx_wait_asleep(hx_worker_pid(c, id), 3000),
 			  "worker %d (pid %d) is not asleep in accept() "
 			  "between connections: it spins", id,
 			  (int)hx_worker_pid(c, id));
