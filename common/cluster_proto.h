@@ -51,10 +51,16 @@ enum cluster_msg_type {
 	CLUSTER_MSG_HELLO = 1,    /* w->s  worker's shim is up ("online")      */
 	CLUSTER_MSG_QUERY_SERVER, /* w->s  bind(): fds [reply, server socket]  */
 	CLUSTER_MSG_LISTEN,       /* w->s  listen(): fds [reply]               */
-	CLUSTER_MSG_CLOSE,        /* w->s  worker let go of a handle           */
+	CLUSTER_MSG_CLOSE,        /* w->s  worker let go of a handle: fds
+				     [reply], or none; a reply comes once the
+				     supervisor let go too (the listening
+				     socket closed, if it was the last)     */
 	CLUSTER_MSG_UNLINK_PATH,  /* w->s unlink() of a socket path: fds [reply] */
 	CLUSTER_MSG_REPLY,        /* s->w  answer on a reply socket, fd opt.   */
 	CLUSTER_MSG_NEWCONN,      /* s->w  accepted connection on a faux handle */
+	CLUSTER_MSG_EXEC,         /* w->s  the worker is about to exec a
+				     program that will not load the shim:
+				     fds [reply]; exec follows the answer */
 	CLUSTER_MSG_TYPE_MAX
 };
 
@@ -145,6 +151,32 @@ struct cluster_msg_newconn {
 	uint32_t flags;
 	uint32_t pad;
 	struct cluster_sockaddr peer;
+};
+
+/* Why the program a worker execs will not load the shim (exec.c). */
+enum cluster_exec_reason {
+	CLUSTER_EXEC_STATIC = 1,   /* no program interpreter */
+	CLUSTER_EXEC_GO,           /* makes its own socket system calls */
+	CLUSTER_EXEC_SETUID,       /* secure execution: LD_PRELOAD ignored */
+	CLUSTER_EXEC_32BIT,        /* the 64-bit shim cannot load into it */
+	CLUSTER_EXEC_NO_PRELOAD,   /* its LD_PRELOAD no longer names the shim */
+	CLUSTER_EXEC_NO_WORKER_ENV, /* CLUSTER_CHANNEL_FD or CLUSTER_WORKER_PID
+				      gone from its environment */
+	CLUSTER_EXEC_REASON_MAX
+};
+
+#define CLUSTER_EXEC_PATH_MAX 256
+
+/* Sent by the worker's main process (or its daemon) before it serves, in
+ * place of an exec that would leave the shim behind; the exec waits for
+ * the answer (a bounded time): the supervisor may switch the cluster to
+ * the seccomp mode and restart the worker instead. */
+struct cluster_msg_exec {
+	struct cluster_msg_header hdr;
+	uint32_t reason;  /* enum cluster_exec_reason */
+	uint32_t pad;
+	char path[CLUSTER_EXEC_PATH_MAX]; /* what it execs; NUL-terminated,
+					     cut short if longer */
 };
 
 /* Bytes a receiver must be ready to read: the largest message. */

@@ -16,7 +16,10 @@
 #include <sys/socket.h>
 
 #define HANDLE_KEY_MAX 200
-#define HANDLE_INDEX_SET_MAX 16
+/* Distinct addresses one worker may hold at once: as many as the shim has
+ * handle slots per process (SHIM_MAX_HANDLES, shim/shim.h), the 256
+ * listeners per worker the README promises. */
+#define HANDLE_INDEX_SET_MAX 256
 
 /* "<address>:<stream|dgram|seqpacket>" : the key without its index. */
 char *handle_key_base(const struct sockaddr *sa, socklen_t len, int socktype,

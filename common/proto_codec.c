@@ -13,10 +13,11 @@ static const struct {
 	[CLUSTER_MSG_HELLO] = { sizeof(struct cluster_msg_hello), 0, 0 },
 	[CLUSTER_MSG_QUERY_SERVER] = { sizeof(struct cluster_msg_query_server), 2, 2 },
 	[CLUSTER_MSG_LISTEN] = { sizeof(struct cluster_msg_listen), 1, 1 },
-	[CLUSTER_MSG_CLOSE] = { sizeof(struct cluster_msg_close), 0, 0 },
+	[CLUSTER_MSG_CLOSE] = { sizeof(struct cluster_msg_close), 1, 0 },
 	[CLUSTER_MSG_UNLINK_PATH] = { sizeof(struct cluster_msg_unlink_path), 1, 1 },
 	[CLUSTER_MSG_REPLY] = { sizeof(struct cluster_msg_reply), 2, 0 },
 	[CLUSTER_MSG_NEWCONN] = { sizeof(struct cluster_msg_newconn), 1, 1 },
+	[CLUSTER_MSG_EXEC] = { sizeof(struct cluster_msg_exec), 1, 1 },
 };
 
 size_t cluster_msg_size(unsigned type)

@@ -36,6 +36,22 @@ static void match_nonblock(int conn, bool delivered_nonblock, bool want)
 		real_ioctl(conn, FIONBIO, &on);
 }
 
+/* Whether this process has a free fd for the connection.  A real accept()
+ * with none fails with EMFILE and leaves the connection queued; receiving
+ * the newconn message with no room would truncate its SCM_RIGHTS
+ * (MSG_CTRUNC) and lose the connection, so look first.  (A thread that
+ * takes the last fd between this look and the receive still loses one:
+ * ECONNABORTED below.) */
+static bool fd_room(int fd)
+{
+	int probe = real_fcntl(fd, F_DUPFD_CLOEXEC, (void *)0L);
+
+	if (probe < 0)
+		return false;
+	real_close(probe);
+	return true;
+}
+
 static int faux_accept(int fd, struct sockaddr *addr, socklen_t *len,
 		       int flags)
 {
@@ -43,6 +59,8 @@ static int faux_accept(int fd, struct sockaddr *addr, socklen_t *len,
 	int fds[CLUSTER_MSG_RECV_FDS], nfds, i, saved = errno;
 	ssize_t n;
 
+	if (!fd_room(fd))
+		return -1; /* EMFILE or ENFILE, as accept() says */
 	n = cluster_msg_recv(fd, &msg, sizeof(msg), fds, &nfds,
 			     (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0,
 			     NULL);
@@ -72,8 +90,13 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	if (shim_active() && shim_fd_lookup(fd, &info)) {
 		shim_served = true;
 		if (info.kind == SHIM_FD_FAUX)
-			return faux_accept(fd, addr, len, flags);
+			return shim_took_connection(
+				faux_accept(fd, addr, len, flags));
+		return shim_took_connection(
+			shim_accept_shared(fd, addr, len, flags));
 	}
+	if (shim_active() && shim_accept_retired(fd))
+		return shim_accept_shared(fd, addr, len, flags);
 	return real_accept4(fd, addr, len, flags);
 }
 
@@ -84,7 +107,12 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len)
 	if (shim_active() && shim_fd_lookup(fd, &info)) {
 		shim_served = true;
 		if (info.kind == SHIM_FD_FAUX)
-			return faux_accept(fd, addr, len, 0);
+			return shim_took_connection(
+				faux_accept(fd, addr, len, 0));
+		return shim_took_connection(
+			shim_accept_shared(fd, addr, len, 0));
 	}
+	if (shim_active() && shim_accept_retired(fd))
+		return shim_accept_shared(fd, addr, len, 0);
 	return real_accept(fd, addr, len);
 }

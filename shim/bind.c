@@ -42,6 +42,15 @@ static bool client_only(int fd)
 			       &len) == 0 && v != 0;
 }
 
+static bool reuseport_set(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return real_getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &v, &len) == 0 &&
+	       v != 0;
+}
+
 static bool clusterable_socket(int fd, int *type, int *protocol)
 {
 	socklen_t len = sizeof(*type);
@@ -60,8 +69,9 @@ static bool clusterable_socket(int fd, int *type, int *protocol)
 	return !client_only(fd);
 }
 
-/* A relative unix path means the worker's cwd; the supervisor has its own. */
-static void absolutize_unix_path(struct cluster_sockaddr *ca)
+/* A relative unix path means the worker's cwd; the supervisor has its own.
+ * False when cwd/path does not fit in sun_path (ca unchanged). */
+static bool absolutize_unix_path(struct cluster_sockaddr *ca)
 {
 	struct sockaddr_un *sun = (struct sockaddr_un *)&ca->ss;
 	char cwd[sizeof(sun->sun_path)], abs[sizeof(sun->sun_path)];
@@ -69,19 +79,44 @@ static void absolutize_unix_path(struct cluster_sockaddr *ca)
 	int n;
 
 	if (sun->sun_path[0] == '\0' || sun->sun_path[0] == '/')
-		return;
+		return true;
 	if (!getcwd(cwd, sizeof(cwd)))
-		return;
+		return false;
 	n = snprintf(abs, sizeof(abs), "%s/%.*s", cwd,
 		     (int)strnlen(sun->sun_path, plen), sun->sun_path);
 	if (n < 0 || (size_t)n >= sizeof(abs))
-		return; /* does not fit: keep the relative path */
+		return false;
 	memcpy(sun->sun_path, abs, (size_t)n + 1);
 	ca->len = (uint32_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	return true;
+}
+
+/* A relative unix path: the kernel keeps the name as bound, and tells it
+ * (getsockname() on every connection accepted from it, getpeername() on
+ * every client's), so only this process, in its own cwd, can bind it as
+ * the server meant.  It does; the query carries the absolute path (the
+ * listener's name in the supervisor's books) when it fits, else the
+ * relative one, and the supervisor takes the bound socket as it is (it
+ * checks the name).  A path in use (another worker's listener) is for the
+ * supervisor to join.  *bound_here: this process made the file. */
+static int bind_unix_here(int fd, struct cluster_sockaddr *ca, bool *bound_here)
+{
+	const struct sockaddr_un *sun = (const struct sockaddr_un *)&ca->ss;
+
+	*bound_here = false;
+	if (sun->sun_path[0] == '\0' || sun->sun_path[0] == '/')
+		return 0;
+	if (real_bind(fd, (struct sockaddr *)&ca->ss, ca->len) == 0)
+		*bound_here = true;
+	else if (errno != EADDRINUSE)
+		return -1;
+	absolutize_unix_path(ca);
+	return 0;
 }
 
 static int remember_handle(int fd, unsigned slot,
 			   const struct cluster_msg_query_server *q,
+			   const struct cluster_sockaddr *asked,
 			   const struct cluster_msg_reply *reply, int *fds,
 			   int nfds)
 {
@@ -91,7 +126,7 @@ static int remember_handle(int fd, unsigned slot,
 	h->domain = q->domain;
 	h->type = q->type;
 	h->protocol = q->protocol;
-	h->requested = q->addr;
+	h->requested = *asked; /* as the server gave it: relative stays so */
 	h->bound = reply->bound;
 	h->supervisor_accepts = reply->flags & CLUSTER_REPLY_SUPERVISOR_ACCEPTS;
 	if (reply->kind == CLUSTER_HANDLE_SHARED && nfds == 1) {
@@ -104,9 +139,11 @@ static int remember_handle(int fd, unsigned slot,
 			return -1;
 		}
 		shim_fd_set(fd, SHIM_FD_SHARED, slot);
+		shim_handle_set_file(slot, fd);
 		return 0;
 	}
 	shim_fd_set(fd, SHIM_FD_PENDING, slot);
+	shim_handle_set_file(slot, fd);
 	return 0;
 }
 
@@ -115,22 +152,30 @@ static int bind_via_supervisor(int fd, const struct sockaddr *addr,
 {
 	struct cluster_msg_query_server q;
 	struct cluster_msg_reply reply;
+	struct cluster_sockaddr asked;
+	bool bound_here = false;
 	int fds[CLUSTER_MSG_RECV_FDS], nfds, i, slot, saved = errno;
 
+	shim_handle_recheck_heirs();
 	slot = shim_handle_alloc();
 	if (slot < 0)
 		return real_bind(fd, addr, len); /* out of slots: unclustered */
 	/* Before the supervisor can touch the file's flags. */
 	shim_handle_get((unsigned)slot)->server_nonblock =
 		real_fcntl(fd, F_GETFL, NULL) & O_NONBLOCK;
+	shim_handle_get((unsigned)slot)->server_reuseport = reuseport_set(fd);
 	cluster_msg_init(&q, CLUSTER_MSG_QUERY_SERVER);
 	q.domain = addr->sa_family;
 	q.type = type;
 	q.protocol = protocol;
 	q.addr.len = len;
 	memcpy(&q.addr.ss, addr, len);
-	if (addr->sa_family == AF_UNIX)
-		absolutize_unix_path(&q.addr);
+	asked = q.addr;
+	if (addr->sa_family == AF_UNIX &&
+	    bind_unix_here(fd, &q.addr, &bound_here) < 0) {
+		shim_handle_discard((unsigned)slot);
+		return -1;
+	}
 	if (shim_channel_request(&q, fd, &reply, fds, &nfds) < 0) {
 		shim_handle_discard((unsigned)slot);
 		return -1;
@@ -138,11 +183,14 @@ static int bind_via_supervisor(int fd, const struct sockaddr *addr,
 	if (reply.error != 0) {
 		for (i = 0; i < nfds; i++)
 			real_close(fds[i]);
+		if (bound_here) /* refused (--listen): leave no file behind */
+			real_unlink(((struct sockaddr_un *)&asked.ss)->sun_path);
 		shim_handle_discard((unsigned)slot);
 		errno = reply.error;
 		return -1;
 	}
-	if (remember_handle(fd, (unsigned)slot, &q, &reply, fds, nfds) < 0)
+	if (remember_handle(fd, (unsigned)slot, &q, &asked, &reply, fds,
+			    nfds) < 0)
 		return -1;
 	shim_served = true;
 	errno = saved;
@@ -153,8 +201,11 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	int type, protocol;
 
+	/* Rule 3 of the ownership model (shim.h): only the worker, before
+	 * it serves, binds through the supervisor. */
 	if (!shim_active() || !clusterable_address(addr, len) ||
-	    !clusterable_socket(fd, &type, &protocol))
+	    !clusterable_socket(fd, &type, &protocol) ||
+	    !shim_binds_for_cluster())
 		return real_bind(fd, addr, len);
 	return bind_via_supervisor(fd, addr, len, type, protocol);
 }

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,6 +39,26 @@ static int recv_reply(int sock, struct cluster_msg_reply *reply,
 	return 0;
 }
 
+/* ETOOMANYREFS: this user's fds in flight (queued in unix sockets,
+ * unread) are at its RLIMIT_NOFILE, held by workers that stopped reading;
+ * the supervisor takes those back as soon as it meets the limit itself
+ * (rr_handle.c).  Back-pressure, not a failure: the request waits for
+ * room, 10 ms at a time, for at most 5 s. */
+#define INFLIGHT_RETRY_MS 10
+#define INFLIGHT_RETRIES 500
+
+static int send_request(const void *msg, size_t len, const int *fds,
+			int nfds)
+{
+	int tries = 0, rc;
+
+	while ((rc = cluster_msg_send(shim_channel_fd, msg, len, fds, nfds,
+				      0)) < 0 &&
+	       errno == ETOOMANYREFS && tries++ < INFLIGHT_RETRIES)
+		(void)poll(NULL, 0, INFLIGHT_RETRY_MS);
+	return rc;
+}
+
 int shim_channel_request(void *msg, int extra_fd,
 			 struct cluster_msg_reply *reply,
 			 int fds[CLUSTER_MSG_RECV_FDS], int *nfds)
@@ -50,8 +71,7 @@ int shim_channel_request(void *msg, int extra_fd,
 		return -1;
 	send_fds[0] = pair[1];
 	send_fds[1] = extra_fd;
-	rc = cluster_msg_send(shim_channel_fd, msg, hdr->length, send_fds,
-			      extra_fd >= 0 ? 2 : 1, 0);
+	rc = send_request(msg, hdr->length, send_fds, extra_fd >= 0 ? 2 : 1);
 	real_close(pair[1]);
 	if (rc == 0)
 		rc = recv_reply(pair[0], reply, fds, nfds);

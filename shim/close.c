@@ -22,9 +22,12 @@ int close(int fd)
 	if (!shim_active())
 		return real_close(fd);
 	taken = shim_fd_take(fd, &slot);
-	if (taken < 0 || fd == shim_channel_fd)
+	/* a vfork child closes its own copy of the channel for real */
+	if (taken < 0 || (fd == shim_channel_fd && shim_owns_memory()))
 		return 0;
 	rc = real_close(fd);
+	if (!taken)
+		shim_accept_forget(fd); /* one load unless stop-accepting ran */
 	if (taken) {
 		saved = errno;
 		shim_handle_unref(slot);

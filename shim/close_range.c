@@ -27,8 +27,11 @@ int close_range(unsigned first, unsigned last, int flags)
 	int high = shim_fd_high();
 	unsigned lo = first, top, fd;
 
+	/* A vfork child (CPython's subprocess closes every fd in it) closes
+	 * its own fds, the shim's too, and touches nothing of its parent's
+	 * (rule 5, shim.h). */
 	if (!shim_active() || first > last || high < 0 ||
-	    (unsigned)high < first)
+	    (unsigned)high < first || !shim_owns_memory())
 		return range_call(first, last, flags);
 	top = (unsigned)high < last ? (unsigned)high : last;
 	for (fd = first; fd <= top; fd++) {

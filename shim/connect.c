@@ -9,7 +9,8 @@
  *     copy of (as it may hold the handle for other workers, that copy would
  *     keep the connection open after the server closes it).  For a port-0
  *     bind, or a shared datagram socket, the worker gets a fresh socket
- *     with the options the server set, bound to the address it asked for;
+ *     with the options the server set, bound where the old one was (a
+ *     port-0 socket keeps the port bind() gave it);
  *     a fixed port stays on the socket that has it (the supervisor lets go
  *     of its copy with the handle, as this worker was its only user).
  * Either way the socket gets back the O_NONBLOCK the server gave it (in rr
@@ -56,7 +57,7 @@ struct option_id {
 
 /* Options a server sets on a client socket before bind(). */
 static const struct option_id client_options[] = {
-	{ SOL_SOCKET, SO_REUSEADDR }, { SOL_SOCKET, SO_REUSEPORT },
+	{ SOL_SOCKET, SO_REUSEADDR }, /* SO_REUSEPORT: the server's, below */
 	{ SOL_SOCKET, SO_KEEPALIVE }, { SOL_SOCKET, SO_BROADCAST },
 	{ SOL_SOCKET, SO_OOBINLINE }, { SOL_SOCKET, SO_PRIORITY },
 	{ SOL_SOCKET, SO_MARK }, { SOL_SOCKET, SO_LINGER },
@@ -111,8 +112,48 @@ static void copy_options(int from, int to, int domain)
 	}
 }
 
-/* A socket of the same kind, the same options, bound to what the server
- * asked for, in fd's place; -1 if that cannot be done (fd unchanged). */
+static void set_int_option(int fd, int name, int v)
+{
+	real_setsockopt(fd, SOL_SOCKET, name, &v, sizeof(v));
+}
+
+static int int_option(int fd, int name)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	real_getsockopt(fd, SOL_SOCKET, name, &v, &len);
+	return v;
+}
+
+/* Binds s where fd is: a port-0 socket keeps the port bind() gave it (the
+ * supervisor's copy of fd may still hold it, and fd does until s takes its
+ * place: SO_REUSEADDR on both lets two sockets that never listen share a
+ * port for that moment).  Else, or when that fails (other workers listen
+ * on the port), what the server asked for. */
+static int bind_like(int s, int fd, const struct shim_handle *h)
+{
+	int s_reuse = int_option(s, SO_REUSEADDR);
+	int fd_reuse = int_option(fd, SO_REUSEADDR);
+	int rc;
+
+	if (port_zero(&h->requested)) {
+		set_int_option(s, SO_REUSEADDR, 1);
+		set_int_option(fd, SO_REUSEADDR, 1);
+		rc = real_bind(s, (const struct sockaddr *)&h->bound.ss,
+			       h->bound.len);
+		set_int_option(s, SO_REUSEADDR, s_reuse);
+		set_int_option(fd, SO_REUSEADDR, fd_reuse);
+		if (rc == 0)
+			return 0;
+	}
+	return real_bind(s, (const struct sockaddr *)&h->requested.ss,
+			 h->requested.len);
+}
+
+/* A socket of the same kind, the same options, bound where fd is (or to
+ * what the server asked for), in fd's place; -1 if that cannot be done
+ * (fd unchanged). */
 static int take_private_socket(int fd, const struct shim_handle *h,
 			       bool nonblock)
 {
@@ -121,9 +162,8 @@ static int take_private_socket(int fd, const struct shim_handle *h,
 	if (s < 0)
 		return -1;
 	copy_options(fd, s, h->domain);
-	if (real_bind(s, (const struct sockaddr *)&h->requested.ss,
-		      h->requested.len) < 0 ||
-	    shim_install_fd(s, fd, nonblock) < 0) {
+	set_int_option(s, SO_REUSEPORT, h->server_reuseport);
+	if (bind_like(s, fd, h) < 0 || shim_install_fd(s, fd, nonblock) < 0) {
 		real_close(s);
 		return -1;
 	}
@@ -165,6 +205,9 @@ static int become_client(int fd, unsigned slot, enum shim_fd_kind kind)
 		return 0;
 	}
 	set_nonblock(fd, nonblock);
+	/* the reuseport policy set it on the socket, not the server */
+	if (int_option(fd, SO_REUSEPORT) != copy.server_reuseport)
+		set_int_option(fd, SO_REUSEPORT, copy.server_reuseport);
 	errno = saved;
 	return 0;
 }

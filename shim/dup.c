@@ -28,6 +28,11 @@ void shim_channel_vacate(int fd2)
 
 	if (!shim_active())
 		return;
+	/* a vfork child's dup2() onto these numbers is on its own fds: the
+	 * worker's memory, which it shares, stays as it is (shim.h, rule 5) */
+	if ((fd2 == shim_channel_fd || shim_fd_internal(fd2, NULL)) &&
+	    !shim_owns_memory())
+		return;
 	if (fd2 == shim_channel_fd) {
 		/* the channel stays open across the worker's own exec */
 		nfd = shim_move_fd_high(fd2, false);

@@ -1,4 +1,6 @@
-/* fd -> (kind, slot), one 32-bit word per fd, readable without a lock. */
+/* fd -> (kind, slot), one 32-bit word per fd, readable without a lock.
+ * Only the process that owns this memory writes it (rule 5, shim.h): a
+ * vfork child's calls find the entries but change none. */
 #include "shim.h"
 
 static uint32_t fd_table[SHIM_MAX_FD];
@@ -47,7 +49,7 @@ void shim_fd_set(int fd, enum shim_fd_kind kind, unsigned slot)
 {
 	int high;
 
-	if (fd < 0 || fd >= SHIM_MAX_FD)
+	if (fd < 0 || fd >= SHIM_MAX_FD || !shim_owns_memory())
 		return;
 	__atomic_store_n(&fd_table[fd], ENTRY(kind, slot), __ATOMIC_RELEASE);
 	high = __atomic_load_n(&fd_high, __ATOMIC_RELAXED);
@@ -59,7 +61,7 @@ void shim_fd_set(int fd, enum shim_fd_kind kind, unsigned slot)
 
 void shim_fd_clear(int fd)
 {
-	if (fd >= 0 && fd < SHIM_MAX_FD)
+	if (fd >= 0 && fd < SHIM_MAX_FD && shim_owns_memory())
 		__atomic_store_n(&fd_table[fd], 0, __ATOMIC_RELEASE);
 }
 
@@ -71,7 +73,7 @@ void shim_fd_detach(int fd)
 		return;
 	/* Plain load first: close() of an ordinary fd pays no locked op. */
 	e = __atomic_load_n(&fd_table[fd], __ATOMIC_RELAXED);
-	if (e == 0 || ENTRY_KIND(e) == SHIM_FD_INTERNAL)
+	if (e == 0 || ENTRY_KIND(e) == SHIM_FD_INTERNAL || !shim_owns_memory())
 		return;
 	/* Whoever clears the entry drops its reference, once. */
 	if (__atomic_compare_exchange_n(&fd_table[fd], &e, 0, false,
@@ -87,8 +89,8 @@ int shim_fd_take(int fd, unsigned *slot)
 		return 0;
 	/* One plain load: close() of an ordinary fd costs nothing more. */
 	e = __atomic_load_n(&fd_table[fd], __ATOMIC_RELAXED);
-	if (e == 0)
-		return 0;
+	if (e == 0 || !shim_owns_memory())
+		return 0; /* a vfork child closes its own fd, nothing more */
 	if (ENTRY_KIND(e) == SHIM_FD_INTERNAL)
 		return -1;
 	if (!__atomic_compare_exchange_n(&fd_table[fd], &e, 0, false,

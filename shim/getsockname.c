@@ -1,7 +1,9 @@
 /*
  * getsockname()/getpeername() on listeners: a faux handle or a socket still
  * waiting for listen() answers with the address the handle really has (the
- * real port for port 0).  A unix path is told as the server gave it.
+ * real port for port 0).  A unix path is told exactly as the server gave
+ * it (relative stays relative), whatever the supervisor bound.  A listener
+ * that stopped accepting keeps the name it had (stopped_names.c).
  */
 #include <errno.h>
 #include <string.h>
@@ -30,12 +32,23 @@ int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 	struct shim_fd_info info;
 	struct shim_handle *h;
 
-	if (!shim_active() || !shim_fd_lookup(fd, &info) ||
-	    info.kind == SHIM_FD_SHARED)
+	if (!shim_active())
 		return real_getsockname(fd, addr, len);
+	if (!shim_fd_lookup(fd, &info)) {
+		int saved = errno;
+
+		if (shim_stopped_name(fd, addr, len)) {
+			errno = saved;
+			return 0;
+		}
+		errno = saved;
+		return real_getsockname(fd, addr, len);
+	}
 	h = shim_handle_get(info.slot);
 	if (h->domain == AF_UNIX)
 		return copy_address(&h->requested, addr, len);
+	if (info.kind == SHIM_FD_SHARED)
+		return real_getsockname(fd, addr, len);
 	return copy_address(&h->bound, addr, len);
 }
 

@@ -35,6 +35,7 @@ static int install_listener(int fd, unsigned slot,
 	}
 	h->bound = reply->bound;
 	shim_fd_set(fd, kind, slot);
+	shim_handle_set_file(slot, fd);
 	return 0;
 }
 

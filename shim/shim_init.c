@@ -22,11 +22,6 @@ extern char **environ;
 int shim_channel_fd = -1;
 pid_t shim_worker_pid;
 
-bool shim_is_worker_main(void)
-{
-	return getpid() == shim_worker_pid || shim_is_daemon();
-}
-
 static int parse_fd(const char *text)
 {
 	char *end;
@@ -96,6 +91,8 @@ static void after_fork_child(void)
 	if (fd >= 0) {
 		real_fcntl(fd, F_SETFD, (void *)(long)FD_CLOEXEC);
 		shim_daemon_after_fork_child();
+		shim_ownership_after_fork_child();
+		shim_accept_wait_after_fork_child();
 	}
 }
 
@@ -116,8 +113,8 @@ __attribute__((constructor)) static void shim_init(void)
 	/* The supervisor put the channel high, out of the server's way, and
 	 * left it open across exec for the worker's own exec chain. */
 	shim_worker_pid = getpid();
+	shim_ownership_init();
 	shim_channel_set_fd(fd);
-	shim_daemon_init();
 	shim_stop_accepting_install();
 	pthread_atfork(NULL, NULL, after_fork_child);
 	say_hello(env_lookup(CLUSTER_ENV_WORKER_ID));

@@ -49,6 +49,9 @@ static void retire_listener(unsigned slot, int how)
 		/* after the swap: the supervisor may let go of the handle
 		 * once told, and this process must not hold it any more */
 		shim_fd_detach(fd);
+		/* threads blocked in accept() on it: EINVAL, as on a real
+		 * shut-down listener */
+		shim_accept_wake(fd);
 	}
 }
 
@@ -57,6 +60,11 @@ int shutdown(int fd, int how)
 	struct shim_fd_info info;
 	int saved = errno;
 
+	if (shim_active() && shim_accept_retired(fd))
+		/* the server's own shutdown of a listener stop-accepting
+		 * retired: its threads' accept()s fail with EINVAL, as on a
+		 * real listener, instead of sleeping on (accept_wait.c) */
+		shim_accept_forget(fd);
 	if (!shim_active() || !shim_fd_lookup(fd, &info))
 		return real_shutdown(fd, how);
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {

@@ -7,7 +7,9 @@
  * place of each shared stream listener, a listening unix socket bound to an
  * abstract name nobody knows: accept() blocks or says EAGAIN, poll and
  * epoll never report it ready (epoll registrations are carried over), and
- * the server goes on serving what it holds.  The fd lets go of the handle.
+ * the server goes on serving what it holds.  The fd lets go of the handle,
+ * and the worker's threads blocked in accept() on it are woken to find the
+ * new file there (accept_wait.c).
  * Only async-signal-safe calls (socket, listen, dup3, fcntl, epoll_ctl,
  * open/read of /proc for the epoll carry-over).
  */
@@ -21,7 +23,15 @@
 #include "real.h"
 #include "shim.h"
 
-static int never_ready_socket(void)
+/* A receive timeout on it: the kernel then never restarts an accept()
+ * on it that a signal interrupted, even under SA_RESTART (signal(7)), so
+ * the worker's graceful signal reaches a server blocked there (dropbear,
+ * whose select() woke for a connection another worker took); the shim's
+ * accept() returns that EINTR and waits again when the timeout expires
+ * (accept_wait.c). */
+static const struct timeval never_ready_timeout = { 3600, 0 };
+
+int shim_never_ready_socket(void)
 {
 	/* bind() with the family alone picks a fresh abstract name
 	 * (autobind): a real listener that nobody will connect to */
@@ -30,7 +40,9 @@ static int never_ready_socket(void)
 
 	if (fd >= 0 &&
 	    (real_bind(fd, (struct sockaddr *)&sun, sizeof(sa_family_t)) < 0 ||
-	     real_listen(fd, 1) < 0)) {
+	     real_listen(fd, 1) < 0 ||
+	     real_setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &never_ready_timeout,
+			     sizeof(never_ready_timeout)) < 0)) {
 		real_close(fd);
 		return -1;
 	}
@@ -39,17 +51,39 @@ static int never_ready_socket(void)
 
 static void stop_accepting_on(int fd)
 {
-	int nr = never_ready_socket();
+	int nr = shim_never_ready_socket();
 	int fl = real_fcntl(fd, F_GETFL, NULL);
 
+	if (nr >= 0)
+		shim_stopped_remember(fd, nr); /* getsockname() keeps its name */
 	if (nr >= 0 && shim_install_fd(nr, fd, fl >= 0 && (fl & O_NONBLOCK)) < 0)
 		real_close(nr);
+	else if (nr >= 0)
+		shim_accept_retire(fd);
 	shim_fd_detach(fd);
+	shim_accept_wake(fd); /* its other threads blocked in accept() */
 }
 
-static void on_stop_accepting(int sig)
+/* Set while this thread runs the handler: what it lets go of is told to
+ * the supervisor without waiting for an answer.  Initial-exec TLS: the
+ * shim is preloaded, its TLS is static, no allocation on first use. */
+static __thread int in_handler __attribute__((tls_model("initial-exec")));
+
+bool shim_in_signal_handler(void)
+{
+	return in_handler != 0;
+}
+
+static void on_stop_accepting(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno, high = shim_fd_high(), fd;
+
+	(void)sig;
+	(void)uc;
+	/* shim_accept_wake()'s nudge: the interrupted accept() restarts */
+	if (si->si_code == SI_TKILL && si->si_pid == shim_real_pid())
+		return;
+	in_handler++;
 
 	for (fd = 0; fd <= high; fd++) {
 		struct shim_fd_info info;
@@ -58,6 +92,7 @@ static void on_stop_accepting(int sig)
 		    shim_handle_get(info.slot)->type != SOCK_DGRAM)
 			stop_accepting_on(fd);
 	}
+	in_handler--;
 	errno = saved;
 }
 
@@ -66,8 +101,8 @@ void shim_stop_accepting_install(void)
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop_accepting;
-	sa.sa_flags = SA_RESTART;
+	sa.sa_sigaction = on_stop_accepting;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	sigaction(CLUSTER_SIG_STOP_ACCEPTING, &sa, NULL);
 }

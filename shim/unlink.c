@@ -25,10 +25,17 @@ static int unlink_via_supervisor(const char *path)
 	char cwd[sizeof(msg.path)];
 
 	cluster_msg_init(&msg, CLUSTER_MSG_UNLINK_PATH);
-	if (path[0] == '/' || !getcwd(cwd, sizeof(cwd)) ||
-	    (size_t)snprintf(msg.path, sizeof(msg.path), "%s/%s", cwd,
-			     path) >= sizeof(msg.path))
-		snprintf(msg.path, sizeof(msg.path), "%s", path);
+	if (path[0] == '/') {
+		if ((size_t)snprintf(msg.path, sizeof(msg.path), "%s", path) >=
+		    sizeof(msg.path))
+			return -1; /* no listener has it */
+	} else if (!getcwd(cwd, sizeof(cwd)) ||
+		   (size_t)snprintf(msg.path, sizeof(msg.path), "%s/%s", cwd,
+				    path) >= sizeof(msg.path)) {
+		/* relative to our cwd alone: the supervisor's is another,
+		 * and it keeps such listeners under their relative name */
+		return -1;
+	}
 	if (shim_channel_request(&msg, -1, &reply, fds, &nfds) < 0) {
 		errno = saved;
 		return -1;
@@ -52,6 +59,7 @@ static int unlink_socket_path(const char *path)
 	}
 	if (!S_ISSOCK(st.st_mode))
 		return -2;
+	shim_handle_path_unlinked(path); /* a listener left to heirs goes */
 	err = unlink_via_supervisor(path);
 	if (err < 0)
 		return -2;

@@ -30,6 +30,7 @@
 
 static struct event_base *base;
 static struct cluster *clusters[4];
+static enum cluster_sched made_sched[4];
 static struct listen_addr declared[2]; /* clusters[3]'s --listen */
 static int devnull = -1;
 static bool verbose; /* FUZZ_VERBOSE=1: the log lines and the answers */
@@ -68,6 +69,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			s.allowed_listen = declared;
 			s.nallowed_listen = 2;
 		}
+		made_sched[i] = s.sched;
 		clusters[i] = cluster_new(base, &s);
 		if (!clusters[i])
 			fuzz_fail("cluster_new failed");
@@ -225,11 +227,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_fail("the worker was killed without a violation");
 		cut_off[who] = rc < 0;
 	}
+	/* the events the input caused wait in the cluster's queue for the
+	 * loop: delivered (to no subscriber) before their workers go */
+	event_base_loop(base, EVLOOP_NONBLOCK);
 	for (int i = 0; i < 2; i++) {
 		handle_worker_gone(ws[i]);
 		free(ws[i]);
 	}
 	handle_free_all(c);
+	/* an EXEC may have switched it to the seccomp mode (worker_exec.c):
+	 * each input starts from the cluster as it was made */
+	c->seccomp = false;
+	c->said_exec = false;
+	c->settings.sched = made_sched[data[0] & 3];
 	fuzz_fds_check(&before, "the messages of one input");
 	return 0;
 }

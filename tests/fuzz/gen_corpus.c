@@ -259,6 +259,27 @@ static void conversations(void)
 	record(FUZZ_FDS(2, FUZZ_FD_NULL, FUZZ_FD_REPLY, 0), &q, sizeof(q));
 	record(FUZZ_FDS(1, FUZZ_FD_NULL, 0, 0), &l, sizeof(l));
 	save("channel", "odd-fds");
+
+	/* a worker about to exec what will not load the shim, before any
+	 * listener (auto: the switch), then once one exists (too late) */
+	{
+		struct cluster_msg_exec e;
+
+		cluster_msg_init(&e, CLUSTER_MSG_EXEC);
+		e.reason = CLUSTER_EXEC_STATIC;
+		snprintf(e.path, sizeof(e.path), "/bin/static-server");
+		begin(0);
+		record(0, &hello, sizeof(hello));
+		record(REPLY1, &e, sizeof(e));
+		save("channel", "exec-static");
+		q = query_inet(SOCK_STREAM);
+		begin(0);
+		record(QUERY2, &q, sizeof(q));
+		record(REPLY1, &l, sizeof(l));
+		e.reason = CLUSTER_EXEC_NO_PRELOAD;
+		record(REPLY1, &e, sizeof(e));
+		save("channel", "exec-late");
+	}
 }
 
 /* One violation each, after a valid HELLO. */
@@ -311,6 +332,16 @@ static void violations(void)
 	u = unlink_msg("");
 	memset(u.path, 'x', sizeof(u.path));
 	VIOLATION("unlink-unterminated", REPLY1, &u, sizeof(u));
+	{
+		struct cluster_msg_exec e;
+
+		cluster_msg_init(&e, CLUSTER_MSG_EXEC);
+		e.reason = CLUSTER_EXEC_REASON_MAX;
+		VIOLATION("exec-reason", REPLY1, &e, sizeof(e));
+		e.reason = CLUSTER_EXEC_GO;
+		memset(e.path, 'x', sizeof(e.path));
+		VIOLATION("exec-unterminated", REPLY1, &e, sizeof(e));
+	}
 	VIOLATION("query-3fds", FUZZ_FDS(3, FUZZ_FD_REPLY, FUZZ_FD_QUERY,
 					 FUZZ_FD_NULL), &q, sizeof(q));
 }

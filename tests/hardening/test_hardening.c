@@ -3,9 +3,9 @@
  * -n 2 -- hostile ...`: worker 1 execs fx_blocking_accept and serves;
  * worker 2 writes raw messages on its channel (see hostile.c).  For every
  * protocol violation cluster-run logs one line and kills worker 2, leaks no
- * fd and keeps worker 1 serving; odd but legal requests, reply sockets
- * nobody reads and floods are answered without killing anyone, and without
- * ever blocking cluster-run.
+ * fd and keeps worker 1 serving (and /metrics counts it); odd but legal
+ * requests, reply sockets nobody reads and floods are answered without
+ * killing anyone, and without ever blocking cluster-run.
  */
 #include "harness.h"
 
@@ -55,8 +55,11 @@ static struct hx_cluster *start_hostile_with(const char *modes,
 	const char *args[32] = {
 		"-n", "2", "--sched", "rr",
 		"--restart-delay", "400:400", "--crash-limit", "1000:60",
+		/* hostile is static: auto would run it in the seccomp mode,
+		 * without the shim that the worker it execs needs */
+		"--intercept", "shim",
 	};
-	size_t n = 8;
+	size_t n = 10;
 
 	cr_assert(bin != NULL, "HOSTILE_BIN is not set (run through meson test)");
 	snprintf(portbuf, sizeof(portbuf), "%d", port);
@@ -228,6 +231,46 @@ Test(hardening, violations_kill_the_worker_and_leak_nothing)
 		  hx_count(c, HX_FORKED) == 2 * NV + 2,
 		  "worker 1 was restarted");
 	worker_one_serves(c, 20);
+	stop_cleanly(c);
+}
+
+/* The value of a sample line "NAME VALUE" in a /metrics answer, or -1. */
+static long metric_value(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	for (p = text; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtol(p + n + 1, NULL, 10);
+	return -1;
+}
+
+/* --metrics counts the violations the lines report. */
+Test(hardening, violations_counted_in_metrics)
+{
+	static char mport[16];
+	const char *extra[] = { "--metrics", mport, NULL };
+	struct hx_target t = { .proto = HX_TCP, .host = "127.0.0.1" };
+	char answer[16384];
+	int64_t deadline;
+	struct hx_cluster *c;
+
+	pick_port();
+	t.port = hx_free_port(SOCK_STREAM);
+	snprintf(mport, sizeof(mport), "%d", t.port);
+	c = start_hostile_with("short,type,pause", extra);
+	wait_worker_one(c);
+	deadline = hx_now_ms() + HX_START_MS;
+	while (lines_with(c, VIOLATION, NULL) < 2 && hx_now_ms() < deadline)
+		hx_pump(c, 50);
+	hx_assert(c, lines_with(c, VIOLATION, NULL) == 2, "want 2 violation "
+		  "lines");
+	hx_assert(c, hx_exchange(&t, "GET /metrics HTTP/1.0\r\n\r\n", answer,
+				 sizeof(answer), HX_QUERY_MS) == 0,
+		  "no answer from /metrics");
+	hx_assert(c, metric_value(answer, "cluster_run_protocol_violations_total")
+		  == 2, "2 violation lines, but /metrics says:\n%s", answer);
 	stop_cleanly(c);
 }
 

@@ -28,6 +28,8 @@
  * a cleanup kills no process but ours, even after cluster-run is gone.
  */
 #define HX_TOKEN_VAR "CLUSTER_RUN_TEST_TOKEN"
+#define HX_RUNTIME_VAR "XDG_RUNTIME_DIR="
+#define HX_RUNTIME_VAR_LEN (sizeof(HX_RUNTIME_VAR) - 1)
 
 /* Clusters started and not yet freed, for hx_cleanup(). */
 static struct hx_cluster *live[HX_MAX_CLUSTERS];
@@ -67,6 +69,18 @@ bool hx_wait_asleep(pid_t pid, int timeout_ms)
 		if (hx_now_ms() >= deadline)
 			return false;
 		poll(NULL, 0, 10); /* a look every 10 ms: a measurement */
+	}
+	return true;
+}
+
+bool hx_wait_stopped(pid_t pid, int timeout_ms)
+{
+	int64_t deadline = hx_now_ms() + timeout_ms;
+
+	while (proc_state(pid) != 'T') {
+		if (hx_now_ms() >= deadline)
+			return false;
+		poll(NULL, 0, 5); /* a look every 5 ms */
 	}
 	return true;
 }
@@ -201,7 +215,7 @@ static void untrack(struct hx_cluster *c)
 
 /* In the child: wire the pipes and exec cluster-run.  Never returns. */
 static void exec_cluster_run(const char *bin, const char *const *args,
-			     const char *token, int err_w, int out_w)
+			     struct hx_cluster *c, int err_w, int out_w)
 {
 	const char *argv[HX_MAX_ARGS + 2] = { bin };
 	sigset_t none;
@@ -210,7 +224,9 @@ static void exec_cluster_run(const char *bin, const char *const *args,
 
 	/* Die with the test process, whatever kills it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	putenv((char *)token);
+	putenv(c->token);
+	if (c->runtime_env[0])
+		putenv(c->runtime_env);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
@@ -246,13 +262,19 @@ struct hx_cluster *hx_start(unsigned flags, const char *const *args)
 	cr_assert(c != NULL, "out of memory");
 	snprintf(c->token, sizeof(c->token), HX_TOKEN_VAR "=%d.%u",
 		 (int)getpid(), ++started);
+	if (!(flags & HX_SHARED_RUNTIME_DIR)) {
+		snprintf(c->runtime_env, sizeof(c->runtime_env),
+			 HX_RUNTIME_VAR "/tmp/cluster-run-hx-XXXXXX");
+		cr_assert(mkdtemp(c->runtime_env + HX_RUNTIME_VAR_LEN) != NULL,
+			  "mkdtemp: %s", strerror(errno));
+	}
 	open_pipe(errp);
 	if (flags & HX_CAPTURE_STDOUT)
 		open_pipe(outp);
 	c->pid = fork();
 	cr_assert(c->pid >= 0, "fork: %s", strerror(errno));
 	if (c->pid == 0)
-		exec_cluster_run(bin, args, c->token, errp[1], outp[1]);
+		exec_cluster_run(bin, args, c, errp[1], outp[1]);
 	close(errp[1]);
 	if (outp[1] >= 0)
 		close(outp[1]);
@@ -625,12 +647,34 @@ static void kill_cluster(struct hx_cluster *c)
 {
 	for (size_t i = 0; i < c->n_events; i++)
 		if (c->events[i].kind == HX_FORKED &&
-		    carries_token(c->events[i].pid, c->token))
-			kill(c->events[i].pid, SIGKILL);
+		    carries_token(c->events[i].pid, c->token)) {
+			pid_t pid = c->events[i].pid;
+
+			/* each worker leads a process group of its own: what
+			 * it forked goes with it (a piped logger has no
+			 * parent-death signal) */
+			if (getpgid(pid) == pid)
+				kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+		}
 	if (c->pid > 0) {
 		kill(c->pid, SIGKILL);
 		hx_wait_exit(c, HX_EXIT_MS);
 	}
+}
+
+/* The cluster-run's own runtime directory, and what a cluster-run killed
+ * with SIGKILL left in it (its control socket). */
+static void remove_runtime_dir(struct hx_cluster *c)
+{
+	char sock[sizeof(c->runtime_env) + 32];
+	const char *dir = c->runtime_env + HX_RUNTIME_VAR_LEN;
+
+	if (!c->runtime_env[0])
+		return;
+	snprintf(sock, sizeof(sock), "%s/cluster-run.sock", dir);
+	unlink(sock);
+	rmdir(dir);
 }
 
 void hx_free(struct hx_cluster *c)
@@ -639,6 +683,7 @@ void hx_free(struct hx_cluster *c)
 		return;
 	kill_cluster(c);
 	untrack(c);
+	remove_runtime_dir(c);
 	for (int i = 0; i < 2; i++) {
 		struct hx_stream *s = i ? &c->out : &c->err;
 
@@ -729,14 +774,22 @@ static int read_answer(int fd, char *buf, size_t size, int64_t deadline)
 	}
 }
 
-/* A blocking connect() bounded by SO_SNDTIMEO; 0, or -errno. */
+/* A blocking connect() bounded by SO_SNDTIMEO, from source (an address
+ * literal, port 0) unless NULL; 0, or -errno. */
 static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t len,
-			   int64_t deadline)
+			   const char *source, int64_t deadline)
 {
 	int left = ms_left(deadline);
 	struct timeval tv = { .tv_sec = left / 1000,
 			      .tv_usec = (left % 1000) * 1000 };
 
+	if (source) {
+		struct sockaddr_storage from;
+		socklen_t flen = make_addr(source, 0, &from);
+
+		if (bind(fd, (struct sockaddr *)&from, flen) < 0)
+			return -errno;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, sa, len) == 0)
 		return 0;
@@ -746,7 +799,8 @@ static int connect_bounded(int fd, const struct sockaddr *sa, socklen_t len,
 }
 
 static int query_stream(const struct sockaddr *sa, socklen_t len,
-			int64_t deadline, struct hx_answer *ans)
+			const char *source, int64_t deadline,
+			struct hx_answer *ans)
 {
 	char buf[128];
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -754,12 +808,67 @@ static int query_stream(const struct sockaddr *sa, socklen_t len,
 
 	if (fd < 0)
 		return -errno;
-	err = connect_bounded(fd, sa, len, deadline);
+	err = connect_bounded(fd, sa, len, source, deadline);
 	if (!err)
 		err = read_answer(fd, buf, sizeof(buf), deadline);
 	close(fd);
 	if (!err && !hx_parse_answer(buf, ans))
 		err = -EPROTO;
+	return err;
+}
+
+int hx_connect(const struct hx_target *t, int timeout_ms)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = target_addr(t, &ss);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	err = connect_bounded(fd, (struct sockaddr *)&ss, len, t->source,
+			      hx_now_ms() + timeout_ms);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int hx_send_all(int fd, const char *text)
+{
+	size_t sent = 0, want = strlen(text);
+
+	while (sent < want) {
+		ssize_t n = send(fd, text + sent, want - sent, MSG_NOSIGNAL);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			sent += (size_t)n;
+	}
+	return 0;
+}
+
+int hx_read_all(int fd, char *buf, size_t size, int timeout_ms)
+{
+	buf[0] = '\0';
+	return read_answer(fd, buf, size, hx_now_ms() + timeout_ms);
+}
+
+int hx_exchange(const struct hx_target *t, const char *request, char *buf,
+		size_t size, int timeout_ms)
+{
+	int64_t deadline = hx_now_ms() + timeout_ms;
+	int fd = hx_connect(t, timeout_ms), err;
+
+	buf[0] = '\0';
+	if (fd < 0)
+		return fd;
+	err = hx_send_all(fd, request);
+	if (!err)
+		err = read_answer(fd, buf, size, deadline);
+	close(fd);
 	return err;
 }
 
@@ -807,7 +916,8 @@ int hx_query(const struct hx_target *t, int timeout_ms, struct hx_answer *ans)
 
 	if (t->proto == HX_UDP)
 		return query_datagram((struct sockaddr *)&ss, len, deadline, ans);
-	return query_stream((struct sockaddr *)&ss, len, deadline, ans);
+	return query_stream((struct sockaddr *)&ss, len, t->source, deadline,
+			    ans);
 }
 
 static const char *target_name(const struct hx_target *t)

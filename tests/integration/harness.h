@@ -65,6 +65,7 @@ struct hx_cluster {
 	size_t n_events, cap_events;
 	char *text;         /* hx_output()'s buffer */
 	char token[64];     /* NAME=VALUE in the environment it runs with */
+	char runtime_env[80]; /* "XDG_RUNTIME_DIR=DIR", its own; "" if none */
 };
 
 /* Milliseconds on CLOCK_MONOTONIC. */
@@ -73,6 +74,8 @@ int64_t hx_now_ms(void);
  * row, 10 ms apart: a process idle between requests.  A measurement of its
  * state, not a wait for time to pass; false at the deadline. */
 bool hx_wait_asleep(pid_t pid, int timeout_ms);
+/* Whether pid is stopped (state T, after SIGSTOP) within timeout_ms. */
+bool hx_wait_stopped(pid_t pid, int timeout_ms);
 
 /* Whether ::1 can be bound here. */
 bool hx_have_ipv6(void);
@@ -84,6 +87,10 @@ int hx_free_port(int socktype);
 const char *hx_fixture(const char *name);
 
 #define HX_CAPTURE_STDOUT 1u
+/* Keep the test's XDG_RUNTIME_DIR.  By default each cluster-run gets a
+ * directory of its own there (removed by hx_free()), so that no two share
+ * the default control socket: the second would exit 1. */
+#define HX_SHARED_RUNTIME_DIR 2u
 
 /* Starts cluster-run with args (NULL-terminated, without argv[0]). */
 struct hx_cluster *hx_start(unsigned flags, const char *const *args);
@@ -160,6 +167,7 @@ struct hx_target {
 	const char *host;   /* IPv4 or IPv6 literal (TCP, UDP) */
 	int port;
 	const char *path;   /* HX_UNIX */
+	const char *source; /* TCP: bound before connect (127.0.0.2), or NULL */
 };
 
 struct hx_answer {
@@ -172,6 +180,20 @@ bool hx_parse_answer(const char *text, struct hx_answer *ans);
 
 /* One request; 0, or -errno (-ECONNREFUSED, -ETIMEDOUT, -EPROTO...). */
 int hx_query(const struct hx_target *t, int timeout_ms, struct hx_answer *ans);
+
+/* A stream connection to t (from t->source); the fd, or -errno. */
+int hx_connect(const struct hx_target *t, int timeout_ms);
+/* Sends all of text; 0, or -errno. */
+int hx_send_all(int fd, const char *text);
+/* Reads until EOF (or until buf is full) within timeout_ms,
+ * NUL-terminated; 0, or -errno. */
+int hx_read_all(int fd, char *buf, size_t size, int timeout_ms);
+
+/* Sends request on a new stream connection to t and reads the answer until
+ * EOF (or until buf is full) within timeout_ms, NUL-terminated; 0, or
+ * -errno. */
+int hx_exchange(const struct hx_target *t, const char *request, char *buf,
+		size_t size, int timeout_ms);
 
 struct hx_load {
 	const struct hx_target *targets;  /* used in turn */

@@ -220,3 +220,113 @@ Test(cli, sched_from_environment)
 	setenv("CLUSTER_SCHED_POLICY", "none", 1);
 	listens_in(NULL, "none");
 }
+
+/* ---- messages that name the real cause (issue 13) ---- */
+
+/* cluster-run ARGS fails; its last stderr line starts "cluster-run: " and
+ * holds want. */
+static void fails_saying(const char *const *args, const char *want)
+{
+	struct hx_cluster *c = hx_start(0, args);
+	const char *last;
+
+	expect_failure(c);
+	hx_assert(c, c->err.n_lines > 0, "nothing on stderr");
+	last = c->err.lines[c->err.n_lines - 1];
+	hx_assert(c, strncmp(last, PREFIX, strlen(PREFIX)) == 0 &&
+		  strstr(last, want), "last line \"%s\", want \"%s\"", last,
+		  want);
+	hx_assert_workers_gone(c);
+	hx_free(c);
+}
+
+Test(cli, prefix_with_a_value)
+{
+	fails_saying((const char *[]){ "--prefix=yes", "--", "true", NULL },
+		     "--prefix takes no value");
+	usage_error((const char *[]){ "--prefix=yes", "--", "true", NULL });
+}
+
+Test(cli, ambiguous_abbreviation)
+{
+	fails_saying((const char *[]){ "--re", "2", "--", "true", NULL },
+		     "ambiguous option '--re': it could be --reload-parallel, "
+		     "--ready-timeout, --restart-delay, --restart-reset");
+}
+
+/* Each of these was accepted without a word before. */
+Test(cli, options_that_cannot_work_are_refused)
+{
+	usage_error((const char *[]){ "--gid", "0", "--", "true", NULL });
+	usage_error((const char *[]){ "--restart-delay", "5:1", "--", "true",
+				      NULL });
+	usage_error((const char *[]){ "--graceful-signal", "KILL", "--",
+				      "true", NULL });
+	usage_error((const char *[]){ "--graceful-signal", "STOP", "--",
+				      "true", NULL });
+	fails_saying((const char *[]){ "--env", "LD_PRELOAD=/lib/none.so", "--",
+				       "true", NULL },
+		     "cluster-run sets the workers' LD_PRELOAD");
+}
+
+/* Whatever CLUSTER_SHIM_PATH names is checked before any worker starts. */
+static void not_the_shim(const char *path, const char *want)
+{
+	setenv("CLUSTER_SHIM_PATH", path, 1);
+	fails_saying((const char *[]){ "-n", "1", "--",
+		hx_fixture("fx_blocking_accept"), "--port", some_port(), NULL },
+		want);
+	unsetenv("CLUSTER_SHIM_PATH");
+}
+
+Test(cli, shim_path_to_a_text_file)
+{
+	not_the_shim("/etc/passwd", "CLUSTER_SHIM_PATH=/etc/passwd is not "
+		     "cluster-run's shim (libcluster_shim.so): not an ELF file");
+}
+
+Test(cli, shim_path_to_a_program)
+{
+	not_the_shim("/bin/sh", "without a soname");
+}
+
+Test(cli, shim_path_to_another_library)
+{
+	char libc[256];
+	FILE *f = popen("ldd /bin/sh | awk '/libc.so/ { print $3 }'", "r");
+
+	cr_assert(f && fgets(libc, sizeof(libc), f), "no libc found by ldd");
+	pclose(f);
+	libc[strcspn(libc, "\n")] = '\0';
+	not_the_shim(libc, "another library (its soname is libc.so.6)");
+}
+
+Test(cli, shim_path_missing)
+{
+	not_the_shim("/nonexistent/libcluster_shim.so", "No such file");
+}
+
+Test(cli, ctl_control_path_that_is_not_a_socket)
+{
+	fails_saying((const char *[]){ "ctl", "--control", "/etc/passwd",
+				       "status", NULL },
+		     "/etc/passwd is not a socket");
+}
+
+/* With --uid, the final line says the port was not declared, not that it
+ * is privileged (it is not: a free port above 1024). */
+Test(cli, uid_without_matching_listen)
+{
+	static char declared[32], want[96];
+	const char *port = some_port();
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to switch users");
+	snprintf(declared, sizeof(declared), "127.0.0.1:%d",
+		 hx_free_port(SOCK_STREAM));
+	snprintf(want, sizeof(want), "cannot listen on 127.0.0.1:%s: it is not "
+		 "declared with --listen", port);
+	fails_saying((const char *[]){ "-n", "1", "--uid", "65534", "--listen",
+		declared, "--", hx_fixture("fx_blocking_accept"), "--port", port,
+		NULL }, want);
+}

@@ -2,7 +2,8 @@
  * The cluster library used directly, in this process, with the
  * fx_blocking_accept fixture as the worker: events, disconnect and kill
  * (Node's Worker API), round-robin credit with a stopped worker, and
- * connections queued on a worker that dies going to another.
+ * connections queued on a worker that dies going to another, and the
+ * figures of ctl status (process tree, accept queue, what rr holds).
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -14,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,11 +30,14 @@
 struct ctx {
 	struct event_base *base;
 	struct cluster *c;
-	int listening, exits, online, disconnects;
+	int listening, exits, online, disconnects, forks;
 	bool last_exit_after_disconnect;
-	int last_exit_signal;
+	int last_exit_signal, last_exit_error, last_exit_code;
+	pid_t last_exit_pid;
 	char argv_port[16];
-	char *argv[4];
+	char *argv[8];
+	int log_lines;          /* diagnostics containing log_match */
+	const char *log_match;
 };
 
 static long long now_ms(void)
@@ -57,8 +63,15 @@ static void on_event(struct cluster *c, const struct cluster_event *ev,
 	case CLUSTER_EV_DISCONNECT:
 		x->disconnects++;
 		break;
+	case CLUSTER_EV_FORK:
+		x->forks++;
+		cr_expect_gt(worker_pid(ev->worker), 0);
+		break;
 	case CLUSTER_EV_EXIT:
 		x->exits++;
+		x->last_exit_error = ev->error;
+		x->last_exit_code = ev->exit_code;
+		x->last_exit_pid = worker_pid(ev->worker);
 		x->last_exit_after_disconnect =
 			worker_exited_after_disconnect(ev->worker);
 		x->last_exit_signal = ev->term_signal;
@@ -84,31 +97,49 @@ static unsigned free_port(void)
 	return port;
 }
 
-static struct ctx *ctx_new_fixture(enum cluster_sched sched, unsigned window,
-				   const char *name)
+/* The cluster around x->argv (filled in by the caller); log: where its
+ * diagnostics go (NULL: stderr). */
+static struct ctx *ctx_start(struct ctx *x, enum cluster_sched sched,
+			     unsigned window,
+			     void (*log)(void *arg, const char *line))
 {
-	static char fixture[512];
-	struct ctx *x = calloc(1, sizeof(*x));
 	struct cluster_settings s = { 0 };
 	int t;
 
-	snprintf(fixture, sizeof(fixture), "%s/%s", getenv("FIXTURES_DIR"),
-		 name);
-	snprintf(x->argv_port, sizeof(x->argv_port), "%u", free_port());
-	x->argv[0] = fixture;
-	x->argv[1] = "--port";
-	x->argv[2] = x->argv_port;
 	s.argv = x->argv;
 	s.sched = sched;
 	s.shim_path = getenv("CLUSTER_SHIM_PATH");
 	s.kill_timeout_ms = 5000;
 	s.rr_window = window;
+	s.log = log;
+	s.log_arg = x;
 	x->base = event_base_new();
 	x->c = cluster_new(x->base, &s);
 	cr_assert_not_null(x->c);
 	for (t = 0; t < CLUSTER_EV_COUNT; t++)
 		cluster_on(x->c, (enum cluster_event_type)t, on_event, x);
 	return x;
+}
+
+static const char *fixture_path(const char *name)
+{
+	static char fixture[512];
+
+	snprintf(fixture, sizeof(fixture), "%s/%s", getenv("FIXTURES_DIR"),
+		 name);
+	return fixture;
+}
+
+static struct ctx *ctx_new_fixture(enum cluster_sched sched, unsigned window,
+				   const char *name)
+{
+	struct ctx *x = calloc(1, sizeof(*x));
+
+	snprintf(x->argv_port, sizeof(x->argv_port), "%u", free_port());
+	x->argv[0] = (char *)fixture_path(name);
+	x->argv[1] = "--port";
+	x->argv[2] = x->argv_port;
+	return ctx_start(x, sched, window, NULL);
 }
 
 static struct ctx *ctx_new_sched(enum cluster_sched sched, unsigned window)
@@ -324,10 +355,14 @@ Test(cluster_api, reuseport_slot_socket_outlives_its_worker)
 	ctx_free(x);
 }
 
+static struct cluster_listener_stats listener_now(struct ctx *x);
+
 Test(cluster_api, disconnect_lets_held_connections_finish)
 {
 	struct ctx *x = ctx_new_fixture(CLUSTER_SCHED_RR, 0, "fx_slow_answer");
 	struct cluster_worker *w[2];
+	struct cluster_listener_stats st;
+	long long deadline;
 	int fds[4], i, got;
 	bool answered[4] = { false };
 
@@ -336,18 +371,288 @@ Test(cluster_api, disconnect_lets_held_connections_finish)
 	cr_assert(pump_until(x, &x->listening, 2));
 	for (i = 0; i < 4; i++)
 		fds[i] = connect_client(x->argv_port);
-	/* hand them out: each worker is busy with one, one queued behind */
+	/* hand them out until each worker has one in hand (accept()ed,
+	 * waiting for its request) and one queued behind it */
+	deadline = now_ms() + WAIT_MS;
+	do {
+		struct timeval tv = { 0, 20000 };
+
+		event_base_loopexit(x->base, &tv);
+		event_base_dispatch(x->base);
+		st = listener_now(x);
+	} while ((st.accepted != 4 || st.held != 2) && now_ms() < deadline);
+	cr_assert(st.accepted == 4 && st.held == 2, "accepted %lu held %u: "
+		  "want each worker with one in hand", st.accepted, st.held);
 	got = collect(x, fds, 4, answered, 50);
-	cr_assert_eq(got, 0, "answered before the work could be done");
+	cr_assert_eq(got, 0, "answered before the request was sent");
 	/* worker 1 is disconnected with a request in hand: it must finish
 	 * that one (it dies at once on SIGTERM), and its queued one goes to
 	 * worker 2 */
 	cr_assert_eq(worker_disconnect(w[0]), 0);
+	for (i = 0; i < 4; i++)
+		cr_assert_eq(write(fds[i], "r", 1), 1);
 	got = collect(x, fds, 4, answered, WAIT_MS);
 	cr_expect_eq(got, 4, "%d of 4 answered: a held connection was cut", got);
 	cr_assert(pump_until(x, &x->exits, 1));
 	cr_expect(x->last_exit_after_disconnect);
 	for (i = 0; i < 4; i++)
 		close(fds[i]);
+	ctx_free(x);
+}
+
+/* Runs the loop until both workers have been sampled twice. */
+static bool pump_until_sampled(struct ctx *x, struct cluster_worker **w,
+			       int n)
+{
+	long long deadline = now_ms() + WAIT_MS;
+
+	for (;;) {
+		struct timeval tv = { 0, 20000 };
+		struct worker_resources r;
+		int i, done = 0;
+
+		for (i = 0; i < n; i++) {
+			worker_resources(w[i], &r);
+			done += r.samples >= 2;
+		}
+		if (done == n)
+			return true;
+		if (now_ms() >= deadline)
+			return false;
+		event_base_loopexit(x->base, &tv);
+		event_base_dispatch(x->base);
+	}
+}
+
+/* The listener's figures, asserting there is exactly one listener. */
+static struct cluster_listener_stats listener_now(struct ctx *x)
+{
+	struct cluster_listener_stats st[2];
+
+	cr_assert_eq(cluster_listener_stats(x->c, st, 2), 1);
+	return st[0];
+}
+
+Test(cluster_api, resources_and_listener_stats)
+{
+	struct ctx *x = ctx_new(4);
+	struct cluster_worker *w[2];
+	struct cluster_listener_stats st;
+	struct worker_resources r;
+	char address[64];
+	int fds[12], i, got;
+	bool answered[12] = { false };
+	long long deadline;
+
+	for (i = 0; i < 2; i++)
+		w[i] = cluster_fork(x->c, (unsigned)i + 1);
+	cr_assert(pump_until(x, &x->listening, 2));
+	cr_assert(pump_until_sampled(x, w, 2), "not sampled twice in %d ms",
+		  WAIT_MS);
+	for (i = 0; i < 2; i++) {
+		worker_resources(w[i], &r);
+		cr_expect(r.processes == 1 && r.rss_bytes > 0 &&
+			  r.cpu_percent >= 0 && r.cpu_seconds >= 0,
+			  "worker %d: %u processes, %llu bytes, %.1f%%, %.2f s",
+			  i + 1, r.processes, r.rss_bytes, r.cpu_percent,
+			  r.cpu_seconds);
+	}
+	st = listener_now(x);
+	snprintf(address, sizeof(address), "127.0.0.1:%s", x->argv_port);
+	cr_expect_str_eq(st.address, address);
+	cr_expect(st.rr && st.stream && strcmp(st.policy, "rr") == 0);
+	cr_expect(st.queued == 0 && st.backlog == 128 && st.accepted == 0 &&
+		  st.held == 0, "idle: queued %ld backlog %ld accepted %lu "
+		  "held %u", st.queued, st.backlog, st.accepted, st.held);
+
+	/* Both workers stopped: each gets its window, the rest queue. */
+	stop_worker(worker_pid(w[0]));
+	stop_worker(worker_pid(w[1]));
+	for (i = 0; i < 12; i++)
+		fds[i] = connect_client(x->argv_port);
+	deadline = now_ms() + WAIT_MS;
+	do {
+		struct timeval tv = { 0, 20000 };
+
+		event_base_loopexit(x->base, &tv);
+		event_base_dispatch(x->base);
+		st = listener_now(x);
+	} while ((st.held != 8 || st.queued != 4) && now_ms() < deadline);
+	cr_expect(st.held == 8 && st.queued == 4 && st.accepted == 8,
+		  "2 stopped workers with a window of 4, 12 clients: held %u "
+		  "queued %ld accepted %lu", st.held, st.queued, st.accepted);
+	for (i = 0; i < 2; i++)
+		kill(worker_pid(w[i]), SIGCONT);
+	got = collect(x, fds, 12, answered, WAIT_MS);
+	cr_expect_eq(got, 12, "after SIGCONT only %d of 12 answered", got);
+	st = listener_now(x);
+	cr_expect(st.held == 0 && st.queued == 0 && st.accepted == 12,
+		  "served: held %u queued %ld accepted %lu", st.held,
+		  st.queued, st.accepted);
+	cr_expect_eq(cluster_protocol_violations(x->c), 0);
+	for (i = 0; i < 12; i++)
+		close(fds[i]);
+	ctx_free(x);
+}
+
+/* The loop never waits for an exec: a command that cannot be executed is
+ * still a worker, whose EXIT says why (the errno of the failed exec). */
+Test(cluster_api, exec_failure_is_the_exit_event)
+{
+	struct ctx *x = ctx_new_fixture(CLUSTER_SCHED_RR, 0,
+					"no-such-fixture");
+	struct cluster_worker *w = cluster_fork(x->c, 1);
+
+	cr_assert_not_null(w, "cluster_fork: %s", strerror(errno));
+	cr_assert_gt(worker_pid(w), 0);
+	cr_assert(pump_until(x, &x->exits, 1));
+	cr_expect_eq(x->last_exit_error, ENOENT, "EXIT error %d, want ENOENT",
+		     x->last_exit_error);
+	cr_expect_eq(x->last_exit_code, 127);
+	cr_expect_eq(x->online, 0);
+	ctx_free(x);
+}
+
+/* At most 16 workers are between fork and exec: later ones wait (pid 0,
+ * no FORK event yet) and start as earlier ones exec; one cancelled while
+ * it waits ends without a process. */
+#define QUEUED_TEST 24
+Test(cluster_api, starts_beyond_the_bound_wait_their_turn)
+{
+	struct ctx *x = ctx_new(0);
+	struct cluster_worker *w[QUEUED_TEST];
+	int i, queued = 0;
+
+	for (i = 0; i < QUEUED_TEST; i++) {
+		w[i] = cluster_fork(x->c, (unsigned)i + 1);
+		cr_assert_not_null(w[i]);
+		queued += worker_pid(w[i]) == 0;
+	}
+	cr_expect_eq(queued, QUEUED_TEST - 16, "%d of %d queued, want %d",
+		     queued, QUEUED_TEST, QUEUED_TEST - 16);
+	/* the last one is cancelled while it waits */
+	cr_assert_eq(worker_pid(w[QUEUED_TEST - 1]), 0);
+	cr_assert_eq(worker_kill(w[QUEUED_TEST - 1], SIGKILL), 0);
+	cr_assert(pump_until(x, &x->exits, 1));
+	cr_expect_eq(x->last_exit_pid, 0);
+	cr_expect(x->last_exit_after_disconnect);
+	cr_assert(pump_until(x, &x->listening, QUEUED_TEST - 1),
+		  "%d of %d listening", x->listening, QUEUED_TEST - 1);
+	cr_expect_eq(x->forks, QUEUED_TEST - 1);
+	cr_expect_eq(cluster_worker_count(x->c), QUEUED_TEST - 1);
+	ctx_free(x);
+}
+
+static void count_log(void *arg, const char *line)
+{
+	struct ctx *x = arg;
+
+	fprintf(stderr, "cluster: %s\n", line);
+	if (x->log_match && strstr(line, x->log_match))
+		x->log_lines++;
+}
+
+/* Opens fds until EMFILE; returns how many (kept in fds[]). */
+static int exhaust_fds(int *fds, int max)
+{
+	int n = 0;
+
+	while (n < max && (fds[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		n++;
+	return n;
+}
+
+/* When the supervisor (this process) is out of fds, a worker's bind
+ * arrives with its fds cut (MSG_CTRUNC): the supervisor's shortage, not
+ * a protocol violation; the worker is not killed. */
+Test(cluster_api, out_of_fds_is_not_the_workers_fault)
+{
+	static const char script[] =
+		"read x < \"$0\"; exec \"$1\" --port \"$2\"";
+	struct rlimit rl = { 256, 256 };
+	struct ctx *x = calloc(1, sizeof(*x));
+	char fifo[64];
+	int go, held[256], nheld, i;
+
+	cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	snprintf(fifo, sizeof(fifo), "/tmp/cluster-api-go.%d", (int)getpid());
+	unlink(fifo);
+	cr_assert(mkfifo(fifo, 0600) == 0, "mkfifo: %s", strerror(errno));
+	snprintf(x->argv_port, sizeof(x->argv_port), "%u", free_port());
+	x->argv[0] = "/bin/sh";
+	x->argv[1] = "-c";
+	x->argv[2] = (char *)script;
+	x->argv[3] = fifo;
+	x->argv[4] = (char *)fixture_path("fx_blocking_accept");
+	x->argv[5] = x->argv_port;
+	x->log_match = "out of file descriptors";
+	ctx_start(x, CLUSTER_SCHED_RR, 0, count_log);
+	cr_assert_not_null(cluster_fork(x->c, 1));
+	cr_assert(pump_until(x, &x->online, 1));
+	go = open(fifo, O_RDWR | O_CLOEXEC);
+	cr_assert(go >= 0, "open %s: %s", fifo, strerror(errno));
+
+	/* no fd left: the worker's bind (2 fds) gets none through */
+	nheld = exhaust_fds(held, 256);
+	i = (int)write(go, "go\n", 3);
+	pump_until(x, &x->exits, 1);
+	for (int k = 0; k < nheld; k++)
+		close(held[k]);
+	close(go);
+	unlink(fifo);
+	cr_assert_eq(i, 3);
+	cr_assert_eq(x->exits, 1, "the worker did not end (its bind failed?)");
+	cr_expect_neq(x->last_exit_signal, SIGKILL, "the worker was killed as "
+		      "a protocol violator");
+	cr_expect_eq(x->log_lines, 1, "want one \"out of file descriptors\" "
+		     "line, got %d", x->log_lines);
+	ctx_free(x);
+}
+
+/* Events are delivered from the loop once the call or callback that caused
+ * them has returned (Node's process.nextTick): never inside cluster_fork(),
+ * worker_kill() or worker_disconnect(), nor inside the library's own
+ * handling of a listen or an exit, so a subscriber may call the API. */
+static bool in_api;
+static int in_api_events;
+
+static void on_any(struct cluster *c, const struct cluster_event *ev,
+		   void *arg)
+{
+	struct ctx *x = arg;
+
+	in_api_events += in_api;
+	/* calls back into the library from a subscriber are safe */
+	if (ev->type == CLUSTER_EV_LISTENING && worker_id(ev->worker) == 2)
+		worker_kill(ev->worker, SIGKILL);
+	if (ev->type == CLUSTER_EV_EXIT && worker_id(ev->worker) == 2 &&
+	    x->exits == 1)
+		cluster_fork(c, 3);
+}
+
+Test(cluster_api, events_come_after_the_call_that_caused_them)
+{
+	struct ctx *x = ctx_new(0);
+	struct cluster_worker *w1;
+	int t;
+
+	for (t = 0; t < CLUSTER_EV_COUNT; t++)
+		cluster_on(x->c, (enum cluster_event_type)t, on_any, x);
+	in_api = true;
+	w1 = cluster_fork(x->c, 1);
+	cr_assert_not_null(cluster_fork(x->c, 2));
+	in_api = false;
+	cr_expect_eq(x->forks, 0, "a FORK was delivered inside cluster_fork()");
+	/* worker 2 is killed from its LISTENING; its EXIT forks worker 3 */
+	cr_assert(pump_until(x, &x->exits, 1));
+	cr_assert(pump_until(x, &x->listening, 3));
+	cr_expect_eq(x->forks, 3);
+	in_api = true;
+	cr_assert_eq(worker_disconnect(w1), 0);
+	in_api = false;
+	cr_assert(pump_until(x, &x->exits, 2));
+	cr_expect_eq(in_api_events, 0, "%d events delivered inside an API call",
+		     in_api_events);
+	cr_expect_eq(cluster_worker_count(x->c), 1);
 	ctx_free(x);
 }

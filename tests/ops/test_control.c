@@ -310,55 +310,71 @@ Test(control, reload_replaces_every_worker)
 }
 
 /*
- * Worker command for the reload tests: when DIR/gate exists, it says so on
+ * Worker command for the reload tests: when DIR/gate (or DIR/gateID, for
+ * worker ID alone) exists, it says so on
  * the FIFO DIR/ready and waits for a line on the FIFO DIR/go before it
  * execs the server: a reload's replacement that stays "not yet listening"
  * as long as the test wants.
  */
 static const char gated_server[] =
-	"if [ -e \"$0/gate\" ]; then echo blocked > \"$0/ready\"; "
+	"if [ -e \"$0/gate\" ] || [ -e \"$0/gate$CLUSTER_WORKER_ID\" ]; "
+	"then echo blocked > \"$0/ready\"; "
 	"read x < \"$0/go\"; fi; exec \"$1\" --port \"$2\"";
 
-Test(control, reload_during_reload_is_queued)
+/* cluster-run -n 2 over gated_server, with the FIFOs DIR/ready and DIR/go;
+ * returns once both workers listen, with DIR/ready open for reading (open
+ * before the writer comes: a reader without a writer does not block with
+ * O_NONBLOCK, and poll() waits for the line) and the gate file `gate`
+ * made. */
+static int start_gated(struct ops_cluster *oc, const char *gate_name)
 {
-	struct ops_cluster oc = { 0 };
-	struct ops_row rows[8];
-	struct ops_run r;
-	char port[16], buf[64];
-	pid_t old1, old2, r1;
-	size_t mark, line_mark, n;
-	struct pollfd pfd;
-	long done;
-	int ready, go, gate;
+	const char *port = ops_prepare(oc);
+	int ready, gate;
 
-	snprintf(oc.sock, sizeof(oc.sock), "%s", ops_path("ctl.sock"));
-	oc.port = hx_free_port(SOCK_STREAM);
-	snprintf(port, sizeof(port), "%d", oc.port);
 	cr_assert(mkfifo(ops_path("ready"), 0600) == 0 &&
 		  mkfifo(ops_path("go"), 0600) == 0, "mkfifo: %s",
 		  strerror(errno));
-	oc.c = ops_start_args(oc.sock, (const char *[]){ "-n", "2", "--",
+	oc->c = ops_start_args(oc->sock, (const char *[]){ "-n", "2", "--",
 		"sh", "-c", gated_server, ops_dir(),
 		hx_fixture("fx_blocking_accept"), port, NULL });
-	hx_assert(oc.c, hx_wait_count(oc.c, HX_LISTENING, 2, HX_START_MS),
+	hx_assert(oc->c, hx_wait_count(oc->c, HX_LISTENING, 2, HX_START_MS),
 		  "want 2 \"listening\" lines");
-	old1 = hx_worker_pid(oc.c, 1);
-	old2 = hx_worker_pid(oc.c, 2);
-
-	/* Open before the writer comes: a reader without a writer does not
-	 * block with O_NONBLOCK, and poll() waits for the line. */
 	ready = open(ops_path("ready"), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	gate = open(ops_path("gate"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	gate = open(ops_path(gate_name), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 	cr_assert(ready >= 0 && gate >= 0, "open: %s", strerror(errno));
 	close(gate);
+	return ready;
+}
+
+/* The replacement of worker id says it waits at its gate. */
+static void wait_at_gate(struct hx_cluster *c, int ready, int id)
+{
+	struct pollfd pfd = { .fd = ready, .events = POLLIN };
+	char buf[64];
+
+	hx_assert(c, poll(&pfd, 1, HX_START_MS) == 1 &&
+		  read(ready, buf, sizeof(buf)) > 0,
+		  "the replacement of worker %d did not reach its gate", id);
+}
+
+Test(control, reload_during_reload_is_queued)
+{
+	struct ops_cluster oc;
+	struct ops_row rows[8];
+	struct ops_run r;
+	pid_t old1, old2, r1;
+	size_t mark, line_mark, n;
+	long done;
+	int ready, go;
+
+	ready = start_gated(&oc, "gate");
+	old1 = hx_worker_pid(oc.c, 1);
+	old2 = hx_worker_pid(oc.c, 2);
 	mark = oc.c->n_events;
 	line_mark = oc.c->err.n_lines;
 	expect_ctl_ok(oc.c, oc.sock, (const char *[]){ "reload", NULL },
 		      "reload started\n");
-	pfd = (struct pollfd){ .fd = ready, .events = POLLIN };
-	hx_assert(oc.c, poll(&pfd, 1, HX_START_MS) == 1 &&
-		  read(ready, buf, sizeof(buf)) > 0,
-		  "the replacement of worker 1 did not reach its gate");
+	wait_at_gate(oc.c, ready, 1);
 	r1 = ops_wait_forked(oc.c, 1, old1, mark);
 
 	/* The replacement is listed, marked as such, beside the old ones. */
@@ -403,6 +419,54 @@ Test(control, reload_during_reload_is_queued)
 		  hx_worker_pid(oc.c, 1) != old1 &&
 		  hx_worker_pid(oc.c, 2) != old2,
 		  "the second pass did not replace the workers again");
+}
+
+/* Scaled down while the reload's replacement for the removed slot waits at
+ * its gate: the replacement goes too, and the reload still ends. */
+Test(control, scale_down_during_reload_leaves_no_stray)
+{
+	struct ops_cluster oc;
+	pid_t old1, old2, fresh1;
+	size_t mark, line_mark;
+	int ready, go;
+
+	ready = start_gated(&oc, "gate2");
+	old1 = hx_worker_pid(oc.c, 1);
+	old2 = hx_worker_pid(oc.c, 2);
+	mark = oc.c->n_events;
+	line_mark = oc.c->err.n_lines;
+	expect_ctl_ok(oc.c, oc.sock, (const char *[]){ "reload", NULL },
+		      "reload started\n");
+	/* slot 1 is replaced; slot 2's replacement waits at its gate */
+	wait_at_gate(oc.c, ready, 2);
+	close(ready);
+	fresh1 = hx_worker_pid(oc.c, 1);
+	hx_assert(oc.c, fresh1 != old1, "worker 1 was not replaced first");
+	expect_ctl_ok(oc.c, oc.sock, (const char *[]){ "scale", "1", NULL },
+		      "scale: 2 -> 1 workers\n");
+	hx_assert(oc.c, ops_wait_line(oc.c, "reload: done", line_mark,
+				      HX_START_MS) >= 0,
+		  "the reload did not end after slot 2 was scaled away");
+	/* a replacement let through now (had it lived) would take slot 2 */
+	cr_assert(unlink(ops_path("gate2")) == 0);
+	go = open(ops_path("go"), O_RDWR | O_CLOEXEC);
+	cr_assert(go >= 0 && write(go, "go\n", 3) == 3);
+	close(go);
+	/* the old worker 2 drains (its census is taken off the loop), then
+	 * goes: wait for it, not for a moment it happens to be gone by */
+	{
+		char gone[64];
+
+		snprintf(gone, sizeof(gone), "worker 2 (pid %d) exited", (int)old2);
+		hx_assert(oc.c, ops_wait_line(oc.c, gone, line_mark,
+					      HX_START_MS) >= 0,
+			  "the old worker 2 did not exit after the scale-down");
+	}
+	expect_workers(&oc, 1);
+	hx_assert(oc.c, hx_find_event(oc.c, HX_LISTENING, 2, old2, mark) ==
+		  NULL, "a worker 2 listened after the scale-down");
+	for (int i = 0; i < 4; i++)
+		ops_query_from(oc.c, &oc.target, &fresh1, 1, "after the scale");
 }
 
 /* ---- stop ---- */
@@ -514,43 +578,81 @@ Test(control, not_a_socket_is_kept)
 	hx_free(c);
 }
 
-/* A second cluster-run on the --control path of a running one. */
-static struct hx_cluster *start_second(struct ops_cluster *oc)
+/*
+ * A second cluster-run, started with args (its own port appended after
+ * "--port"), on the control socket sock of a running one: it exits 1 with
+ * one line that names sock and says to pass --control, before it forks
+ * any worker.
+ */
+static void expect_second_refused(struct hx_cluster *c2, const char *sock)
 {
-	struct hx_cluster *c2;
-	char port[16];
-	long line;
+	long line = ops_wait_line(c2, "is in use by another cluster-run", 0,
+				  HX_START_MS);
+	int status;
 
-	snprintf(port, sizeof(port), "%d", hx_free_port(SOCK_STREAM));
-	c2 = ops_start_args(oc->sock, (const char *[]){ "-n", "1", "--",
-		hx_fixture("fx_blocking_accept"), "--port", port, NULL });
-	line = ops_wait_line(c2, "is in use by another cluster-run",
-			     0, HX_START_MS);
 	hx_assert(c2, line >= 0 && strncmp(c2->err.lines[line],
 					   "cluster-run: ", 13) == 0 &&
-		  strstr(c2->err.lines[line], oc->sock) &&
+		  strstr(c2->err.lines[line], sock) &&
 		  strstr(c2->err.lines[line], "pass --control PATH"),
-		  "want \"cluster-run: ...control socket %s is in use by "
-		  "another cluster-run; pass --control PATH\"", oc->sock);
-	return c2;
+		  "want \"cluster-run: control socket %s is in use by another "
+		  "cluster-run; pass --control PATH\"", sock);
+	status = hx_wait_exit(c2, HX_EXIT_MS);
+	hx_assert(c2, status != -1 && WIFEXITED(status) &&
+		  WEXITSTATUS(status) == 1, "the second cluster-run, without "
+		  "its control socket, still runs after %d ms or did not exit "
+		  "1 (wait status 0x%x)", HX_EXIT_MS, status);
+	hx_assert(c2, hx_count(c2, HX_FORKED) == 0,
+		  "the second cluster-run started workers");
+	hx_free(c2);
 }
 
-/* The second one is refused the socket with one clear line; the first
- * keeps its socket and answers. */
-Test(control, second_cluster_run_same_path)
+/* The first one keeps its socket file and answers on it. */
+static void expect_first_intact(struct ops_cluster *oc)
 {
-	struct ops_cluster oc;
-	struct hx_cluster *c2;
 	struct stat st;
 
-	ops_start(&oc, 1, NULL);
-	c2 = start_second(&oc);
-	hx_assert(c2, hx_stop(c2, SIGTERM, HX_EXIT_MS) != -1,
-		  "the second cluster-run did not stop");
-	hx_free(c2);
-	hx_assert(oc.c, lstat(oc.sock, &st) == 0 && S_ISSOCK(st.st_mode),
+	hx_assert(oc->c, lstat(oc->sock, &st) == 0 && S_ISSOCK(st.st_mode),
 		  "the first cluster-run's socket is gone");
-	expect_workers(&oc, 1);
+	expect_workers(oc, 1);
+}
+
+Test(control, second_cluster_run_same_path_exits)
+{
+	struct ops_cluster oc;
+	char port[16];
+
+	ops_start(&oc, 1, NULL);
+	snprintf(port, sizeof(port), "%d", hx_free_port(SOCK_STREAM));
+	expect_second_refused(ops_start_args(oc.sock, (const char *[]){
+		"-n", "1", "--", hx_fixture("fx_blocking_accept"), "--port",
+		port, NULL }), oc.sock);
+	expect_first_intact(&oc);
+}
+
+/* Two cluster-runs without --control: the second exits 1 instead of
+ * serving without a control socket (where `ctl stop` would reach the
+ * first). */
+Test(control, second_cluster_run_default_path_exits)
+{
+	struct ops_cluster oc = { 0 };
+	char ports[2][16];
+
+	cr_assert(setenv("XDG_RUNTIME_DIR", ops_dir(), 1) == 0, "setenv");
+	snprintf(oc.sock, sizeof(oc.sock), "%s", ops_path("cluster-run.sock"));
+	for (int i = 0; i < 2; i++)
+		snprintf(ports[i], sizeof(ports[i]), "%d",
+			 hx_free_port(SOCK_STREAM));
+	oc.c = hx_start(HX_SHARED_RUNTIME_DIR, (const char *[]){ "-n", "1",
+		"--", hx_fixture("fx_blocking_accept"), "--port", ports[0],
+		NULL });
+	hx_assert(oc.c, hx_wait_count(oc.c, HX_LISTENING, 1, HX_START_MS),
+		  "want a \"listening\" line");
+	hx_assert(oc.c, ops_wait_line(oc.c, oc.sock, 0, 0) >= 0,
+		  "the first cluster-run does not announce %s", oc.sock);
+	expect_second_refused(hx_start(HX_SHARED_RUNTIME_DIR, (const char *[]){
+		"-n", "1", "--", hx_fixture("fx_blocking_accept"), "--port",
+		ports[1], NULL }), oc.sock);
+	expect_first_intact(&oc);
 }
 
 /* ---- peers ---- */
@@ -674,21 +776,157 @@ Test(control, misbehaving_clients)
 	expect_workers(&oc, 1);
 }
 
-Test(control, second_cluster_run_same_path_exits)
+/* ---- trouble is visible ---- */
+
+/* Prints one "id pid state waiting restart_in_ms last_exit" line per
+ * worker entry (null as -1 and "-"), after checking the types. */
+static const char json_waiting[] =
+	"import json, sys\n"
+	"d = json.load(sys.stdin)\n"
+	"for w in d['workers']:\n"
+	"    assert type(w['waiting']) is bool, w\n"
+	"    assert w['restart_in_ms'] is None or type(w['restart_in_ms']) is int, w\n"
+	"    assert w['last_exit'] is None or type(w['last_exit']) is str, w\n"
+	"    print(w['id'], w['pid'], w['state'], int(w['waiting']),\n"
+	"          -1 if w['restart_in_ms'] is None else w['restart_in_ms'],\n"
+	"          (w['last_exit'] or '-').replace(' ', '_'))\n";
+
+/*
+ * Slot 2 fails at once (exit 3) beside a healthy slot 1: no crash-loop
+ * stop (a worker listens), and while slot 2 waits out its 5 s back-off
+ * `ctl status` shows it, with when it restarts and how its worker ended.
+ */
+Test(control, status_shows_a_slot_waiting_to_restart)
+{
+	static const char script[] =
+		"[ \"$CLUSTER_WORKER_ID\" = 2 ] && exit 3; "
+		"exec \"$0\" --port \"$1\"";
+	struct ops_cluster oc;
+	struct ops_row rows[8];
+	struct ops_run r, check;
+	const char *port = ops_prepare(&oc);
+	unsigned id, waiting;
+	int pid;
+	long long in_ms;
+	char state[32], last[64];
+	double in_s = -1;
+	size_t n;
+
+	oc.c = ops_start_args(oc.sock, (const char *[]){ "-n", "2",
+		"--restart-delay", "5000:10000", "--", "sh", "-c", script,
+		hx_fixture("fx_blocking_accept"), port, NULL });
+	hx_assert(oc.c, hx_wait_event(oc.c, HX_LISTENING, 1, 0, 0,
+				      HX_START_MS) != NULL,
+		  "worker 1 did not listen");
+	hx_assert(oc.c, ops_wait_line(oc.c, "exited with code 3; restarting "
+				      "it in 5.0 s (restart 1)", 0,
+				      HX_START_MS) >= 0,
+		  "no line saying worker 2 restarts in 5.0 s");
+
+	n = ops_status(oc.c, oc.sock, rows, 8);
+	hx_assert(oc.c, n == 2, "ctl status lists %zu rows, want 2 (slot 2 "
+		  "too)", n);
+	hx_assert(oc.c, rows[0].id == 1 && strcmp(rows[0].state,
+						  "listening") == 0,
+		  "row 1: worker %u \"%s\"", rows[0].id, rows[0].state);
+	hx_assert(oc.c, rows[1].id == 2 && rows[1].pid == 0 &&
+		  strcmp(rows[1].state, "restarting") == 0 &&
+		  rows[1].restarts == 0 &&
+		  sscanf(rows[1].note, "restarting in %lf s;", &in_s) == 1 &&
+		  in_s > 0 && in_s <= 5.0 &&
+		  strstr(rows[1].note, "; last: exited with code 3"),
+		  "row 2: id %u pid %d \"%s\" restarts %u \"%s\"", rows[1].id,
+		  (int)rows[1].pid, rows[1].state, rows[1].restarts,
+		  rows[1].note);
+	cr_log_info("slot 2: \"%s\"", rows[1].note);
+
+	ops_ctl(oc.c, oc.sock, (const char *[]){ "status", "--json", NULL }, &r);
+	ops_run((const char *[]){ "python3", "-c", json_waiting, NULL }, r.out,
+		&check);
+	hx_assert(oc.c, ops_exit_code(&check) == 0, "bad JSON (%s):\n%s",
+		  check.err, r.out);
+	hx_assert(oc.c, sscanf(strchr(check.out, '\n') + 1, "%u %d %31s %u "
+			       "%lld %63s", &id, &pid, state, &waiting, &in_ms,
+			       last) == 6 && id == 2 && pid == 0 &&
+		  strcmp(state, "restarting") == 0 && waiting == 1 &&
+		  in_ms > 0 && in_ms <= 5000 &&
+		  strcmp(last, "exited_with_code_3") == 0,
+		  "slot 2 in the JSON:\n%s", r.out);
+	ops_run_free(&r);
+	ops_run_free(&check);
+}
+
+/* `ctl reload --wait` answers once the reload is done, and status keeps
+ * how it ended. */
+Test(control, reload_wait_returns_when_done)
 {
 	struct ops_cluster oc;
-	struct hx_cluster *c2;
+	char last[256];
+	size_t line_mark;
+
+	ops_start(&oc, 2, NULL);
+	line_mark = oc.c->err.n_lines;
+	expect_ctl_ok(oc.c, oc.sock, (const char *[]){ "reload", "--wait",
+		NULL }, "reload done: every worker replaced\n");
+	/* cluster-run wrote its line before the answer */
+	hx_pump(oc.c, 0);
+	hx_assert(oc.c, ops_count_lines(oc.c, "reload: done", line_mark) == 1,
+		  "ctl reload --wait returned before \"reload: done\"");
+	expect_workers(&oc, 2);
+	ops_status_reload(oc.c, oc.sock, NULL, 0, last);
+	hx_assert(oc.c, strncmp(last, "last reload: done ", 18) == 0 &&
+		  strstr(last, " ago"), "status: \"%s\", want \"last reload: "
+		  "done Ns ago\"", last);
+}
+
+/* `ctl stop --wait` answers once every worker is gone, exit 0. */
+Test(control, stop_wait_returns_when_gone)
+{
+	struct ops_cluster oc;
 	int status;
 
-	ops_start(&oc, 1, NULL);
-	c2 = start_second(&oc);
-	status = hx_wait_exit(c2, HX_EXIT_MS);
-	hx_assert(c2, status != -1 && WIFEXITED(status) &&
-		  WEXITSTATUS(status) != 0, "the second cluster-run, without "
-		  "the control socket it was given, still runs after %d ms "
-		  "(wait status 0x%x): want a non-zero exit", HX_EXIT_MS, status);
-	hx_assert(c2, hx_count(c2, HX_FORKED) == 0,
-		  "the second cluster-run started workers");
-	hx_free(c2);
-	expect_workers(&oc, 1);
+	ops_start(&oc, 2, NULL);
+	expect_ctl_ok(oc.c, oc.sock, (const char *[]){ "stop", "--wait", NULL },
+		      "stopped: every worker is gone; cluster-run exits with "
+		      "code 0\n");
+	hx_assert_workers_gone(oc.c);
+	status = hx_wait_exit(oc.c, HX_EXIT_MS);
+	hx_assert(oc.c, status != -1 && WIFEXITED(status) &&
+		  WEXITSTATUS(status) == 0, "wait status 0x%x, want exit 0",
+		  status);
+}
+
+/*
+ * A stop that ends with exit code 1 (a crash loop: slot 2 always exits 3,
+ * slot 1 never listens and ignores SIGTERM, so the stop waits out the
+ * 5 s kill timeout): `ctl stop --wait` joins it and exits 1, saying so.
+ */
+Test(control, stop_wait_reports_a_failed_exit)
+{
+	static const char script[] =
+		"[ \"$CLUSTER_WORKER_ID\" = 2 ] && exit 3; "
+		"trap '' TERM; exec sleep 60";
+	struct ops_cluster oc;
+	struct ops_run r;
+	const char *port = ops_prepare(&oc);
+	int status;
+
+	(void)port;
+	oc.c = ops_start_args(oc.sock, (const char *[]){ "-n", "2",
+		"--restart-delay", "10:20", "--crash-limit", "3:60",
+		"--kill-timeout", "5", "--", "sh", "-c", script, NULL });
+	hx_assert(oc.c, ops_wait_line(oc.c, "workers keep failing to start", 0,
+				      HX_START_MS) >= 0,
+		  "no crash-loop stop");
+	ops_ctl(oc.c, oc.sock, (const char *[]){ "stop", "--wait", NULL }, &r);
+	hx_assert(oc.c, ops_exit_code(&r) == 1 && r.out[0] == '\0' &&
+		  strcmp(r.err, "cluster-run: stopped: every worker is gone; "
+			 "cluster-run exits with code 1\n") == 0,
+		  "ctl stop --wait: exit %d, stdout \"%s\", stderr \"%s\"",
+		  ops_exit_code(&r), r.out, r.err);
+	ops_run_free(&r);
+	status = hx_wait_exit(oc.c, HX_EXIT_MS);
+	hx_assert(oc.c, status != -1 && WIFEXITED(status) &&
+		  WEXITSTATUS(status) == 1, "wait status 0x%x, want exit 1",
+		  status);
 }

@@ -6,10 +6,14 @@ KIND picks the server class around it:
   forking    socketserver.ForkingTCPServer (poll, then a blocking accept,
              then a fork per connection: the child answers, so its ppid is
              the worker)
+  subprocess ThreadingHTTPServer that runs subprocess.run() once after it
+             listens (CPython starts the child with vfork() and closes
+             every fd in it with close_range())
 """
 import http.server
 import os
 import socketserver
+import subprocess
 import sys
 
 
@@ -31,8 +35,11 @@ def main():
     classes = {
         "threading": http.server.ThreadingHTTPServer,
         "forking": socketserver.ForkingTCPServer,
+        "subprocess": http.server.ThreadingHTTPServer,
     }
     with classes[kind]((host, port), PidHandler) as server:
+        if kind == "subprocess":
+            subprocess.run(["/bin/true"], check=True, close_fds=True)
         server.serve_forever()
 
 

@@ -8,6 +8,9 @@
  *   daemon     daemon(1, 1) (glibc's, kept stdout), then binds
  *   bindfirst  binds and listens, then fork(); the parent _exit(0)s; the
  *              child calls setsid() and serves on the inherited listener
+ *   logger     no daemon: binds, listens, forks one child that lives on
+ *              (as a piped logger does, no setsid()), serves one request,
+ *              then exit(3)s: a worker that ends, not a stand-in
  * The daemon prints "daemon <id> <pid>" once listening, and serves
  * "<id> <pid>\n" with blocking accept() until SIGTERM (exit 0).
  */
@@ -70,6 +73,17 @@ int main(int argc, char **argv)
 			_exit(0);
 		FXS_CHECK(setsid() > 0);
 		serve(fd);
+	} else if (strcmp(mode, "logger") == 0) {
+		fd = listener(port);
+		pid = fork();
+		FXS_CHECK(pid >= 0);
+		if (pid == 0) {
+			close(fd);
+			for (;;)
+				pause();
+		}
+		FXS_CHECK(fxs_serve_one(fd));
+		exit(3);
 	}
 	return 2;
 }

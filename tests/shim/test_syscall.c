@@ -17,22 +17,7 @@ TestSuite(syscall, .fini = hx_cleanup, .timeout = 60);
 
 static void syscall_case(const char *sched)
 {
-	static char port[16];
-	const char *args[] = { port, NULL };
-	struct hx_cluster *c;
-	struct hx_tally tally;
-	int p = hx_free_port(SOCK_STREAM);
-
-	snprintf(port, sizeof(port), "%d", p);
-	c = st_start(sched, WORKERS, "fx_syscall", args, WORKERS, WORKERS);
-	st_load(c, p, REQUESTS, WORKERS, false, &tally);
-	if (strcmp(sched, "rr") == 0)
-		for (int id = 1; id <= WORKERS; id++)
-			hx_assert(c, tally.served[id] >= REQUESTS / 4,
-				  "worker %d served %d of %d", id,
-				  tally.served[id], REQUESTS);
-	st_assert_steady(c, WORKERS);
-	st_stop(c);
+	st_serve_case(sched, WORKERS, "fx_syscall", NULL, REQUESTS, false, 4);
 }
 
 Test(syscall, syscall_bind_accept4_rr) { syscall_case("rr"); }

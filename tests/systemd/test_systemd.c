@@ -5,7 +5,9 @@
  * notify: the test binds a datagram socket, starts cluster-run with
  * NOTIFY_SOCKET naming it, and reads what cluster-run says: READY=1 (with
  * MAINPID) once every worker listens, RELOADING=1 then READY=1 around a
- * SIGHUP reload (done or stopped), STOPPING=1 at SIGTERM.
+ * SIGHUP reload (done or stopped), STOPPING=1 at SIGTERM; and, with each
+ * of them and alone on each change, a STATUS= that says how the cluster is
+ * ("2/2 workers listening; reload done just now; 1 restart").
  *
  * listen_fds: the test makes a listening socket and hands it over the way
  * systemd does (sd_activate: fd 3, LISTEN_FDS=1, LISTEN_PID = the pid that
@@ -106,14 +108,36 @@ static bool has_prefix_line(const char *msg, const char *prefix)
 	return false;
 }
 
+/* A STATUS= update alone: sent on every change, between the others. */
+static bool status_only(const char *msg)
+{
+	return strncmp(msg, "STATUS=", 7) == 0 && !strchr(msg, '\n');
+}
+
+/* The next notification that is more than a STATUS= update has line. */
 static void expect_notify(struct hx_cluster *c, int fd, const char *line,
 			  char *msg, size_t cap)
 {
-	hx_assert(c, next_notify(c, fd, msg, cap, HX_START_MS),
-		  "no notification within %d ms (waiting for %s)", HX_START_MS,
-		  line);
-	cr_log_info("notify: %s", msg);
+	do {
+		hx_assert(c, next_notify(c, fd, msg, cap, HX_START_MS),
+			  "no notification within %d ms (waiting for %s)",
+			  HX_START_MS, line);
+		cr_log_info("notify: %s", msg);
+	} while (status_only(msg));
 	hx_assert(c, has_line(msg, line), "want %s, got \"%s\"", line, msg);
+}
+
+/* Notifications until one says STATUS=want (a status line exactly). */
+static void expect_status(struct hx_cluster *c, int fd, const char *want)
+{
+	char msg[1024], line[256];
+
+	snprintf(line, sizeof(line), "STATUS=%s", want);
+	do {
+		hx_assert(c, next_notify(c, fd, msg, sizeof(msg), HX_START_MS),
+			  "no \"%s\" within %d ms", line, HX_START_MS);
+		cr_log_info("notify: %s", msg);
+	} while (!has_line(msg, line));
 }
 
 /* Whether pid's environment has a variable NAME. */
@@ -197,20 +221,30 @@ static void assert_no_systemd_env(struct hx_cluster *c, int workers)
 				  names[i]);
 }
 
+/* cluster-run -n WORKERS of fx_blocking_accept on a free port, told to
+ * notify at notify. */
+static struct hx_cluster *start_blocking(const char *notify,
+					 const char *workers)
+{
+	char port[16];
+
+	snprintf(port, sizeof(port), "%d", hx_free_port(SOCK_STREAM));
+	return start_notified(notify, (const char *[]){
+		"-n", workers, "--", hx_fixture("fx_blocking_accept"), "--port",
+		port, NULL });
+}
+
 /* ---- notify ---- */
 
 Test(notify, ready_reload_stop)
 {
-	char port[16], msg[1024], want[64];
+	char msg[1024], want[64];
 	int fd = notify_socket(ops_path("notify.sock"));
 	struct hx_cluster *c;
 	pid_t old[2];
 	long line;
 
-	snprintf(port, sizeof(port), "%d", hx_free_port(SOCK_STREAM));
-	c = start_notified(ops_path("notify.sock"), (const char *[]){
-		"-n", "2", "--", hx_fixture("fx_blocking_accept"), "--port",
-		port, NULL });
+	c = start_blocking(ops_path("notify.sock"), "2");
 
 	expect_notify(c, fd, "READY=1", msg, sizeof(msg));
 	hx_assert(c, hx_count(c, HX_LISTENING) == 2, "READY=1 came with %zu "
@@ -240,6 +274,88 @@ Test(notify, ready_reload_stop)
 	expect_notify(c, fd, "STOPPING=1", msg, sizeof(msg));
 	hx_assert(c, hx_wait_exit(c, HX_EXIT_MS) == 0,
 		  "cluster-run did not exit 0 after SIGTERM");
+	hx_assert(c, !next_notify(c, fd, msg, sizeof(msg), 0),
+		  "a notification after STOPPING=1: \"%s\"", msg);
+	close(fd);
+}
+
+/* STATUS= counts the connections that wait for a worker: with the only
+ * worker stopped, three clients are "3 queued" (held by cluster-run in
+ * rr), and "0 queued" once it serves them again. */
+Test(notify, status_counts_what_waits)
+{
+	char msg[1024], port[16];
+	int fd = notify_socket(ops_path("notify.sock"));
+	int clients[3], p = hx_free_port(SOCK_STREAM), i;
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons((uint16_t)p) };
+	struct hx_cluster *c;
+	pid_t worker;
+
+	snprintf(port, sizeof(port), "%d", p);
+	c = start_notified(ops_path("notify.sock"), (const char *[]){
+		"-n", "1", "--", hx_fixture("fx_blocking_accept"), "--port",
+		port, NULL });
+	expect_notify(c, fd, "READY=1", msg, sizeof(msg));
+	worker = hx_worker_pid(c, 1);
+	cr_assert(kill(worker, SIGSTOP) == 0, "kill: %s", strerror(errno));
+	/* stopped before the first client: none is taken from its queue */
+	hx_assert(c, hx_wait_stopped(worker, HX_START_MS),
+		  "worker %d did not stop", (int)worker);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (i = 0; i < 3; i++) {
+		clients[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert(clients[i] >= 0 &&
+			  connect(clients[i], (struct sockaddr *)&sin,
+				  sizeof(sin)) == 0,
+			  "connect: %s", strerror(errno));
+	}
+	expect_status(c, fd, "1/1 worker listening; 3 queued");
+	cr_assert(kill(worker, SIGCONT) == 0, "kill: %s", strerror(errno));
+	for (i = 0; i < 3; i++)
+		close(clients[i]);
+	expect_status(c, fd, "1/1 worker listening; 0 queued");
+	cr_assert(kill(c->pid, SIGTERM) == 0, "kill: %s", strerror(errno));
+	hx_assert(c, hx_wait_exit(c, HX_EXIT_MS) == 0, "exit status");
+	close(fd);
+}
+
+/* STATUS= follows the cluster: at READY=1, as a worker dies and is
+ * replaced, around a reload, as one more worker is asked for. */
+Test(notify, status_says_how_the_cluster_is)
+{
+	char msg[1024];
+	int fd = notify_socket(ops_path("notify.sock"));
+	struct hx_cluster *c;
+	pid_t victim;
+
+	c = start_blocking(ops_path("notify.sock"), "2");
+	expect_notify(c, fd, "READY=1", msg, sizeof(msg));
+	hx_assert(c, has_line(msg, "STATUS=2/2 workers listening; 0 queued"),
+		  "READY=1 with \"%s\"", msg);
+
+	victim = hx_worker_pid(c, 1);
+	cr_assert(kill(victim, SIGKILL) == 0, "kill: %s", strerror(errno));
+	expect_status(c, fd, "1/2 workers listening; 0 queued");
+	expect_status(c, fd, "2/2 workers listening; 0 queued; 1 restart");
+
+	cr_assert(kill(c->pid, SIGHUP) == 0, "kill: %s", strerror(errno));
+	expect_notify(c, fd, "RELOADING=1", msg, sizeof(msg));
+	hx_assert(c, has_line(msg, "STATUS=2/2 workers listening; 0 queued; reloading; "
+			      "1 restart"), "RELOADING=1 with \"%s\"", msg);
+	expect_notify(c, fd, "READY=1", msg, sizeof(msg));
+	hx_assert(c, has_line(msg, "STATUS=2/2 workers listening; 0 queued; "
+			      "reload done just now; 1 restart"), "READY=1 with \"%s\"", msg);
+
+	cr_assert(kill(c->pid, SIGTTIN) == 0, "kill: %s", strerror(errno));
+	expect_status(c, fd, "2/3 workers listening; 0 queued; reload done just now; "
+		      "1 restart");
+	expect_status(c, fd, "3/3 workers listening; 0 queued; reload done just now; "
+		      "1 restart");
+
+	cr_assert(kill(c->pid, SIGTERM) == 0, "kill: %s", strerror(errno));
+	expect_notify(c, fd, "STOPPING=1", msg, sizeof(msg));
+	hx_assert(c, hx_wait_exit(c, HX_EXIT_MS) == 0, "exit status");
 	hx_assert(c, !next_notify(c, fd, msg, sizeof(msg), 0),
 		  "a notification after STOPPING=1: \"%s\"", msg);
 	close(fd);
@@ -281,17 +397,14 @@ Test(notify, stopped_reload_is_ready_again)
 
 Test(notify, abstract_namespace)
 {
-	char where[108], port[16], msg[1024];
+	char where[108], msg[1024];
 	struct hx_cluster *c;
 	int fd;
 
 	snprintf(where, sizeof(where), "@cluster-run-test-%d-%lld",
 		 (int)getpid(), (long long)hx_now_ms());
 	fd = notify_socket(where);
-	snprintf(port, sizeof(port), "%d", hx_free_port(SOCK_STREAM));
-	c = start_notified(where, (const char *[]){
-		"-n", "1", "--", hx_fixture("fx_blocking_accept"), "--port",
-		port, NULL });
+	c = start_blocking(where, "1");
 	expect_notify(c, fd, "READY=1", msg, sizeof(msg));
 	hx_assert(c, hx_count(c, HX_LISTENING) == 1, "READY=1 before "
 		  "\"listening\"");

@@ -127,8 +127,8 @@ Test(line_prefixer, long_line_in_pieces)
 	cr_assert(line_prefixer_init(&lp, "[4] ", 4) == 0);
 	feed(&lp, "abcdefghij\n", &l);
 	cr_assert_eq(l.n, 3);
-	cr_assert_str_eq(l.v[0], "[4] abcd\n");
-	cr_assert_str_eq(l.v[1], "[4] efgh\n");
+	cr_assert_str_eq(l.v[0], "[4] abcd [cluster-run: line cut, continues]\n");
+	cr_assert_str_eq(l.v[1], "[4] efgh [cluster-run: line cut, continues]\n");
 	cr_assert_str_eq(l.v[2], "[4] ij\n");
 	lines_free(&l);
 	/* exactly max_line, then its newline in the next read: one line */
@@ -144,7 +144,11 @@ Test(line_prefixer, long_line_in_pieces)
 }
 
 /* A line of 200 KiB without a newline: out in 64 KiB pieces, each
- * prefixed and ended; nothing held but the last piece. */
+ * prefixed and ended, each but the last saying it was cut; nothing held
+ * but the last piece. */
+#define CUT_NOTE " [cluster-run: line cut, continues]"
+#define CUT (sizeof(CUT_NOTE) - 1)
+
 Test(line_prefixer, huge_line_does_not_grow_without_bound)
 {
 	size_t total = 200 * 1024, chunk = 7000, done = 0, text = 0;
@@ -161,7 +165,7 @@ Test(line_prefixer, huge_line_does_not_grow_without_bound)
 		line_prefixer_feed(&lp, data, n, collect, &l);
 		done += n;
 		cr_assert_leq(line_prefixer_pending(&lp), OUTPUT_PREFIX_MAX_LINE);
-		cr_assert_leq(lp.cap, OUTPUT_PREFIX_MAX_LINE + 4 + 1,
+		cr_assert_leq(lp.cap, OUTPUT_PREFIX_MAX_LINE + 4 + CUT + 1,
 			      "buffer grew to %zu", lp.cap);
 	}
 	line_prefixer_finish(&lp, collect, &l);
@@ -171,8 +175,15 @@ Test(line_prefixer, huge_line_does_not_grow_without_bound)
 		cr_assert_eq(l.v[i][l.len[i] - 1], '\n');
 		cr_assert_eq(strchr(l.v[i], '\n'), l.v[i] + l.len[i] - 1,
 			     "a newline inside piece %zu", i);
-		if (i < 3)
-			cr_assert_eq(l.len[i], 4 + OUTPUT_PREFIX_MAX_LINE + 1);
+		if (i < 3) {
+			cr_assert_eq(l.len[i], 4 + OUTPUT_PREFIX_MAX_LINE + CUT + 1);
+			cr_assert_str_eq(l.v[i] + l.len[i] - CUT - 1,
+					 CUT_NOTE "\n", "piece %zu not marked cut", i);
+			text -= CUT;
+		} else {
+			cr_assert_null(strstr(l.v[i], CUT_NOTE),
+				       "the last piece marked cut");
+		}
 		text += l.len[i] - 5;
 	}
 	cr_assert_eq(text, total, "%zu bytes of text came out, want %zu",

@@ -40,6 +40,20 @@ Test(proto_codec, init_sets_header_for_each_type)
 	cr_expect_leq(sizeof(struct cluster_msg_reply), CLUSTER_MSG_MAX_SIZE);
 }
 
+/* EXEC carries exactly its reply socket and fits a receiver's buffer. */
+Test(proto_codec, exec_needs_its_reply_socket)
+{
+	struct cluster_msg_exec e;
+
+	cluster_msg_init(&e, CLUSTER_MSG_EXEC);
+	cr_expect_eq(e.hdr.length, sizeof(e));
+	cr_expect_leq(sizeof(e), CLUSTER_MSG_MAX_SIZE);
+	cr_expect_eq(cluster_msg_validate(&e, sizeof(e), 1), 0);
+	cr_expect_eq(cluster_msg_validate(&e, sizeof(e), 0), -EMSGSIZE);
+	cr_expect_eq(cluster_msg_validate(&e, sizeof(e), 2), -EMSGSIZE);
+	cr_expect_eq(cluster_msg_validate(&e, sizeof(e) - 1, 1), -EBADMSG);
+}
+
 Test(proto_codec, round_trip_with_two_fds)
 {
 	struct cluster_msg_query_server q, got;
