@@ -190,7 +190,7 @@ struct handle {
 	bool kernel_rr;   /* reuseport_rr.c: its group deals round robin */
 	int rr_map, rr_socks; /* ... the program's maps: { counter, n }, and
 			     the selectable slots' sockets (with kernel_rr) */
-	unsigned *rr_key_slot; /* ... the slot at each key 0..rr_n-1 */
+	int *rr_key_fd;   /* ... the socket at each key 0..rr_n-1 */
 	unsigned rr_n, rr_cap;
 	bool path_removed; /* its unix path was removed (unlink()) */
 	bool adopted;     /* fd is a copy of a socket systemd passed */
@@ -210,6 +210,9 @@ struct membership {
 	struct handle *handle;
 	struct cluster_worker *worker;
 	bool listening;
+	int retired_slot_fd; /* reuseport_handle.c: the slot socket this
+				seccomp worker kept when a reload's replacement
+				took its slot (its own to drain), or -1 */
 	bool slot_leaving; /* reuseport_handle.c: its slot is out of the
 			      kernel's selection, to close once it drained */
 	struct rr_member *rr;
@@ -388,13 +391,20 @@ int shared_handle_fds(struct handle *h, int *fds);
 /* reuseport_handle.c: a SO_REUSEPORT socket per worker slot; errno or 0 */
 int reuseport_prepare(int fd);
 int reuseport_adopt(struct handle *h, unsigned slot, int fd);
-int reuseport_join(struct handle *h, unsigned slot, int sock);
+/* w's slot: a socket of w's own where the one there still serves w's
+ * predecessor (a seccomp reload with the kernel's round robin). */
+int reuseport_join(struct handle *h, const struct cluster_worker *w,
+		   int sock);
 int reuseport_listen(struct handle *h, unsigned slot, int backlog, int *fd);
 void reuseport_free(struct handle *h);
-/* w left its slot on purpose (disconnect, kill): unless another worker of
- * its id holds h, the slot's socket is closed (no more connections hashed
- * to it). */
-void reuseport_release_slot(struct handle *h, const struct cluster_worker *w);
+/* m's worker left its slot on purpose (disconnect, kill): unless another
+ * worker of its id holds the handle, the slot's socket (or the one it kept
+ * from a reload) is closed (no more connections hashed to it). */
+void reuseport_release_slot(struct membership *m);
+/* The membership goes: a socket kept from a reload goes with it. */
+void reuseport_member_free(struct membership *m);
+/* The socket m's worker serves from (-1: none). */
+int reuseport_member_fd(const struct membership *m);
 /* reuseport_handle.c: w leaves without a shim to stop it accepting
  * (seccomp): its slots nobody else holds leave the kernel's selection but
  * stay open while it takes their queues; how many.  Then, once it
@@ -405,11 +415,12 @@ unsigned reuseport_worker_leave(struct cluster_worker *w);
  * so that its queue moves to a live slot. */
 unsigned reuseport_leaving_queue(struct cluster_worker *w);
 void reuseport_worker_left(struct cluster_worker *w);
-/* reuseport_rr.c: the kernel's round robin over h's selectable slots: a
- * slot joins once it listens (the first attaches the program), and leaves
- * before its socket closes or while it drains (false: it was not in). */
+/* reuseport_rr.c: the kernel's round robin over h's selectable slot
+ * sockets: a slot joins once it listens (the first attaches the program);
+ * a socket leaves before it closes or while it drains (false: it was not
+ * in). */
 void reuseport_rr_select(struct handle *h, unsigned slot);
-bool reuseport_rr_deselect(struct handle *h, unsigned slot);
+bool reuseport_rr_deselect(struct handle *h, int sock);
 void reuseport_rr_free(struct handle *h);
 /* net.ipv4.tcp_migrate_req=1 where we may, so that a slot's socket that
  * closes hands what is queued in it to the others; one line if we may not. */

@@ -167,6 +167,7 @@ static struct membership *membership_add(struct cluster_worker *w,
 	h->orphan = false;
 	m->handle = h;
 	m->worker = w;
+	m->retired_slot_fd = -1;
 	m->next_in_worker = w->memberships;
 	w->memberships = m;
 	m->next_in_handle = h->members;
@@ -403,7 +404,7 @@ static struct handle *handle_obtain(struct cluster_worker *w,
 			worker_fd_close(sock_fd);
 			return h;
 		}
-		*err = reuseport_join(h, w->id, sock_fd);
+		*err = reuseport_join(h, w, sock_fd);
 		if (*err)
 			handle_index_release(w->indexes, base);
 		return *err ? NULL : h;
@@ -527,6 +528,7 @@ static void membership_drop(struct membership *m, bool free_if_unused)
 
 	if (m->rr)
 		rr_member_free(h->rr, m->rr);
+	reuseport_member_free(m);
 	membership_unlink(m);
 	free(m);
 	if (free_if_unused && !h->members)
@@ -557,10 +559,15 @@ size_t handle_inodes(struct cluster *c, unsigned long *out, size_t max)
 	unsigned i;
 
 	for (h = c->handles; h; h = h->next) {
+		const struct membership *m;
+
 		add_inode(h->fd, out, &n, max);
 		for (i = 0; i < h->nslots; i++)
 			if (h->slot_fds[i] != h->fd)
 				add_inode(h->slot_fds[i], out, &n, max);
+		for (m = h->members; m; m = m->next_in_handle)
+			if (m->retired_slot_fd != h->fd)
+				add_inode(m->retired_slot_fd, out, &n, max);
 	}
 	return n;
 }
@@ -652,7 +659,7 @@ void handle_worker_release_slots(struct cluster_worker *w)
 	struct membership *m;
 
 	for (m = w->memberships; m; m = m->next_in_worker)
-		reuseport_release_slot(m->handle, w);
+		reuseport_release_slot(m);
 }
 
 /* ---- orphans ---- */

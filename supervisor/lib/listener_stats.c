@@ -40,9 +40,21 @@ static int tcp_accept_queue(int fd, long *queued, long *backlog)
 	return 0;
 }
 
+/* One more reuseport socket's queue into st's sums. */
+static void add_queue(struct cluster_listener_stats *st, int fd)
+{
+	long q, b;
+
+	if (tcp_accept_queue(fd, &q, &b) < 0)
+		return;
+	st->queued = (st->queued < 0 ? 0 : st->queued) + q;
+	st->backlog = (st->backlog < 0 ? 0 : st->backlog) + b;
+}
+
 static void fill_queue(const struct handle *h,
 		       struct cluster_listener_stats *st)
 {
+	const struct membership *m;
 	long q, b;
 	unsigned i;
 
@@ -56,12 +68,10 @@ static void fill_queue(const struct handle *h,
 		}
 		return;
 	}
-	for (i = 0; i < h->nslots; i++) {
-		if (tcp_accept_queue(h->slot_fds[i], &q, &b) < 0)
-			continue;
-		st->queued = (st->queued < 0 ? 0 : st->queued) + q;
-		st->backlog = (st->backlog < 0 ? 0 : st->backlog) + b;
-	}
+	for (i = 0; i < h->nslots; i++)
+		add_queue(st, h->slot_fds[i]);
+	for (m = h->members; m; m = m->next_in_handle)
+		add_queue(st, m->retired_slot_fd); /* (-1: none) */
 }
 
 static void fill_stats(const struct handle *h,
@@ -106,8 +116,7 @@ static long member_waiting(const struct membership *m,
 
 	if (m->rr)
 		return rr_member_waiting(m->rr);
-	if (h->reuseport && w->id < h->nslots &&
-	    tcp_accept_queue(h->slot_fds[w->id], &q, &b) == 0)
+	if (h->reuseport && tcp_accept_queue(reuseport_member_fd(m), &q, &b) == 0)
 		return q;
 	return -1;
 }

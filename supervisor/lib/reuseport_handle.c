@@ -25,7 +25,9 @@
  * (no new connection comes) and stays open while the worker takes what is
  * queued; the drain (worker_drain.c) watches that queue on our copy
  * (TCP_INFO of a listener: its accept queue) and sends the graceful
- * signal once it is empty, then the slot closes.
+ * signal once it is empty, then the slot closes.  So does a reload's old
+ * worker: its replacement gets a socket of its own in the group, and the
+ * old one drains the slot's socket it keeps (retire_slot_for).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,13 +78,54 @@ int reuseport_adopt(struct handle *h, unsigned slot, int fd)
 	return 0;
 }
 
-int reuseport_join(struct handle *h, unsigned slot, int sock)
+/* The socket m's worker serves h from: the one it kept when a reload's
+ * replacement took its slot, else its slot's; -1 if none. */
+int reuseport_member_fd(const struct membership *m)
 {
+	const struct handle *h = m->handle;
+	unsigned slot = m->worker->id;
+
+	if (m->retired_slot_fd >= 0)
+		return m->retired_slot_fd;
+	return h->reuseport && slot < h->nslots ? h->slot_fds[slot] : -1;
+}
+
+/*
+ * Seccomp worker w joins its slot while another worker of its id still
+ * serves from the slot's socket (a reload).  Sharing it, as the shim's
+ * workers do, would lose what the old worker has taken when it gets the
+ * graceful signal: no shim can make it stop accepting first.  So the old
+ * one keeps that socket as its own, to drain as in a scale-down
+ * (reuseport_worker_leave), and w gets a socket of its own in the group.
+ * Only where the kernel deals round robin: it can take the old socket out
+ * of the selection; its hash could not (the old worker would be dealt new
+ * connections to the end, and sharing loses less).
+ */
+static bool retire_slot_for(struct handle *h, const struct cluster_worker *w)
+{
+	struct membership *m;
+
+	if (!w->seccomp || !h->kernel_rr)
+		return false;
+	for (m = h->members; m; m = m->next_in_handle)
+		if (m->worker != w && m->worker->id == w->id &&
+		    m->worker->state < WORKER_DEAD && m->retired_slot_fd < 0) {
+			m->retired_slot_fd = h->slot_fds[w->id];
+			h->slot_fds[w->id] = -1;
+			return true;
+		}
+	return false;
+}
+
+int reuseport_join(struct handle *h, const struct cluster_worker *w, int sock)
+{
+	unsigned slot = w->id;
 	int err = reuseport_grow(h, slot);
 
 	if (err)
 		return err;
-	if (h->slot_fds[slot] >= 0) { /* the slot's socket outlives workers */
+	/* the slot's socket outlives workers: a restart takes its queue */
+	if (h->slot_fds[slot] >= 0 && !retire_slot_for(h, w)) {
 		worker_fd_close(sock);
 		return 0;
 	}
@@ -113,8 +156,14 @@ int reuseport_listen(struct handle *h, unsigned slot, int backlog, int *fd)
 
 void reuseport_free(struct handle *h)
 {
+	struct membership *m;
 	unsigned i;
 
+	for (m = h->members; m; m = m->next_in_handle)
+		if (m->retired_slot_fd >= 0 && m->retired_slot_fd != h->fd) {
+			worker_fd_close(m->retired_slot_fd);
+			m->retired_slot_fd = -1;
+		}
 	for (i = 0; i < h->nslots; i++)
 		if (h->slot_fds[i] >= 0 && h->slot_fds[i] != h->fd)
 			worker_fd_close(h->slot_fds[i]);
@@ -138,28 +187,40 @@ static bool slot_has_successor(const struct handle *h,
 	return false;
 }
 
-void reuseport_release_slot(struct handle *h, const struct cluster_worker *w)
+/* m's socket, if its worker leaves it to nobody (one kept from a reload,
+ * or a slot in a scale-down), else -1. */
+static int leaving_slot_fd(const struct membership *m)
 {
-	unsigned slot = w->id;
+	if (m->retired_slot_fd >= 0)
+		return m->retired_slot_fd;
+	if (slot_has_successor(m->handle, m->worker))
+		return -1;
+	return reuseport_member_fd(m);
+}
 
-	if (!h->reuseport || slot >= h->nslots || h->slot_fds[slot] < 0 ||
-	    slot_has_successor(h, w))
+void reuseport_release_slot(struct membership *m)
+{
+	struct handle *h = m->handle;
+	int fd = leaving_slot_fd(m);
+
+	if (fd < 0)
 		return;
 	/* out of the selection while its socket is still in the group: the
 	 * worker's copy goes when its shim stops accepting, or with it */
-	reuseport_rr_deselect(h, slot);
-	worker_fd_close(h->slot_fds[slot]);
-	if (h->fd == h->slot_fds[slot])
+	reuseport_rr_deselect(h, fd);
+	worker_fd_close(fd);
+	if (h->fd == fd)
 		h->fd = -1;
-	h->slot_fds[slot] = -1;
+	if (m->retired_slot_fd == fd)
+		m->retired_slot_fd = -1;
+	else
+		h->slot_fds[m->worker->id] = -1;
 }
 
-/* w's slot of h, if w leaves it to nobody (a scale-down), else -1. */
-static int leaving_slot_fd(const struct handle *h, const struct cluster_worker *w)
+void reuseport_member_free(struct membership *m)
 {
-	if (!h->reuseport || w->id >= h->nslots || slot_has_successor(h, w))
-		return -1;
-	return h->slot_fds[w->id];
+	if (m->retired_slot_fd >= 0) /* nobody else will take it */
+		reuseport_release_slot(m);
 }
 
 unsigned reuseport_worker_leave(struct cluster_worker *w)
@@ -168,15 +229,15 @@ unsigned reuseport_worker_leave(struct cluster_worker *w)
 	unsigned n = 0;
 
 	for (m = w->memberships; m; m = m->next_in_worker) {
-		struct handle *h = m->handle;
+		int fd = leaving_slot_fd(m);
 
-		if (leaving_slot_fd(h, w) < 0)
+		if (fd < 0)
 			continue;
-		if (reuseport_rr_deselect(h, w->id)) {
+		if (reuseport_rr_deselect(m->handle, fd)) {
 			m->slot_leaving = true; /* no new connection comes */
 			n++;
 		} else { /* the kernel hashes: nothing to keep it out */
-			reuseport_release_slot(h, w);
+			reuseport_release_slot(m);
 		}
 	}
 	return n;
@@ -220,7 +281,7 @@ unsigned reuseport_leaving_queue(struct cluster_worker *w)
 	int fd;
 
 	for (m = w->memberships; m; m = m->next_in_worker) {
-		if (!m->slot_leaving || (fd = leaving_slot_fd(m->handle, w)) < 0)
+		if (!m->slot_leaving || (fd = leaving_slot_fd(m)) < 0)
 			continue;
 		if (worker_closed_listener(w, m->handle, fd)) {
 			cluster_logf(w->cluster, "worker %u (pid %d) closed its "
@@ -228,7 +289,7 @@ unsigned reuseport_leaving_queue(struct cluster_worker *w)
 				     "the others", w->id, (int)w->pid,
 				     m->handle->text);
 			m->slot_leaving = false;
-			reuseport_release_slot(m->handle, w);
+			reuseport_release_slot(m);
 			continue;
 		}
 		n += accept_queue(fd);
@@ -246,7 +307,7 @@ void reuseport_worker_left(struct cluster_worker *w)
 		m->slot_leaving = false;
 		/* what is still queued moves to a live slot once the worker's
 		 * copy goes too (SELECT_OR_MIGRATE) */
-		reuseport_release_slot(m->handle, w);
+		reuseport_release_slot(m);
 	}
 }
 

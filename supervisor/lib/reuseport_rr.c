@@ -6,8 +6,8 @@
  * REUSEPORT_SOCKARRAY map (bpf_sk_select_reuseport).
  *
  * The supervisor keeps that map compact: the n selectable slots' sockets at
- * keys 0..n-1 (struct handle's rr_key_slot says which slot is at which
- * key).  A slot joins when it listens; it leaves the selection before its
+ * keys 0..n-1 (struct handle's rr_key_fd says which socket is at which
+ * key: a slot's, or one a reloaded seccomp worker still drains).  A slot joins when it listens; it leaves the selection before its
  * socket leaves the group (a scale-down, a drain: worker_drain.c), so a
  * socket on its way out gets no new connection while its worker still
  * takes what was queued.  Taking one out moves the last key's socket into
@@ -223,13 +223,13 @@ static void set_count(struct handle *h)
 	(void)map_put(h->rr_map, 0, &st);
 }
 
-/* The key slot is at, or -1. */
-static long key_of(const struct handle *h, unsigned slot)
+/* The key socket fd is at, or -1. */
+static long key_of(const struct handle *h, int fd)
 {
 	unsigned k;
 
 	for (k = 0; k < h->rr_n; k++)
-		if (h->rr_key_slot[k] == slot)
+		if (h->rr_key_fd[k] == fd)
 			return k;
 	return -1;
 }
@@ -237,16 +237,16 @@ static long key_of(const struct handle *h, unsigned slot)
 static bool key_room(struct handle *h)
 {
 	unsigned cap = h->rr_cap ? h->rr_cap * 2 : 8;
-	unsigned *keys;
+	int *keys;
 
 	if (h->rr_n < h->rr_cap)
 		return true;
 	if (h->rr_cap >= RR_KEYS_MAX)
 		return false;
-	keys = realloc(h->rr_key_slot, cap * sizeof(*keys));
+	keys = realloc(h->rr_key_fd, cap * sizeof(*keys));
 	if (!keys)
 		return false;
-	h->rr_key_slot = keys;
+	h->rr_key_fd = keys;
 	h->rr_cap = cap;
 	return true;
 }
@@ -268,7 +268,7 @@ void reuseport_rr_select(struct handle *h, unsigned slot)
 			return;
 		}
 	}
-	if (key_of(h, slot) >= 0 || !key_room(h))
+	if (key_of(h, (int)fd) >= 0 || !key_room(h))
 		return; /* selected already (a restarted listen), or full */
 	if ((err = map_put(h->rr_socks, h->rr_n, &fd)) != 0) {
 		cluster_logf(h->cluster, "reuseport: %s: slot %u is not in the "
@@ -276,13 +276,13 @@ void reuseport_rr_select(struct handle *h, unsigned slot)
 			     strerror(err));
 		return;
 	}
-	h->rr_key_slot[h->rr_n++] = slot;
+	h->rr_key_fd[h->rr_n++] = (int)fd;
 	set_count(h);
 }
 
-bool reuseport_rr_deselect(struct handle *h, unsigned slot)
+bool reuseport_rr_deselect(struct handle *h, int sock)
 {
-	long k = h->kernel_rr ? key_of(h, slot) : -1;
+	long k = h->kernel_rr && sock >= 0 ? key_of(h, sock) : -1;
 	unsigned last;
 	uint32_t fd;
 
@@ -296,8 +296,8 @@ bool reuseport_rr_deselect(struct handle *h, unsigned slot)
 	set_count(h);
 	map_remove(h->rr_socks, last);
 	if ((unsigned)k != last) {
-		h->rr_key_slot[k] = h->rr_key_slot[last];
-		fd = (uint32_t)h->slot_fds[h->rr_key_slot[k]];
+		h->rr_key_fd[k] = h->rr_key_fd[last];
+		fd = (uint32_t)h->rr_key_fd[k];
 		if (map_put(h->rr_socks, (uint32_t)k, &fd) != 0)
 			map_remove(h->rr_socks, (uint32_t)k); /* the hash, then */
 	}
@@ -306,8 +306,8 @@ bool reuseport_rr_deselect(struct handle *h, unsigned slot)
 
 void reuseport_rr_free(struct handle *h)
 {
-	free(h->rr_key_slot);
-	h->rr_key_slot = NULL;
+	free(h->rr_key_fd);
+	h->rr_key_fd = NULL;
 	h->rr_n = h->rr_cap = 0;
 	if (!h->kernel_rr)
 		return;

@@ -80,7 +80,18 @@ bool fxs_raw_nonblock(int fd)
 	return fl & O_NONBLOCK;
 }
 
-bool fxs_serve_one(int fd)
+/* Says that this worker holds a connection, then waits for its client's
+ * request (a byte, or its hang-up). */
+static void hold_request(int fd)
+{
+	char c;
+
+	fxs_say("%d holds a connection", fxs_worker_id());
+	while (read(fd, &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+static bool serve_one(int fd, bool hold)
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -90,10 +101,22 @@ bool fxs_serve_one(int fd)
 			return false;
 		c = accept(fd, NULL, NULL);
 		if (c >= 0) {
+			if (hold)
+				hold_request(c);
 			fx_answer(c);
 			return true;
 		}
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 			return false;
 	}
+}
+
+bool fxs_serve_one(int fd)
+{
+	return serve_one(fd, false);
+}
+
+bool fxs_serve_one_held(int fd)
+{
+	return serve_one(fd, true);
 }

@@ -45,5 +45,8 @@ bool fxs_raw_nonblock(int fd);
 /* Accepts one connection on fd (blocking or not: waits with poll) and
  * answers it; returns false if accept failed with errno set. */
 bool fxs_serve_one(int fd);
+/* The same, with the connection in hand until its client sends a byte (or
+ * hangs up): "<id> holds a connection" on stdout once it is accepted. */
+bool fxs_serve_one_held(int fd);
 
 #endif

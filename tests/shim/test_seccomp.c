@@ -38,7 +38,10 @@
 #include <unistd.h>
 
 #define LOAD_REQUESTS 100
-#define RELOAD_QUERIES_MAX 5000
+/* Sequential requests a reload may take (a deadline bounds it too): each
+ * old worker drains first, a census or two, tens of ms on a loaded machine
+ * (thousands of requests at loopback speed). */
+#define RELOAD_QUERIES_MAX 100000
 
 TestSuite(seccomp, .init = ss_skip_without_user_notification,
 	  .fini = hx_cleanup, .timeout = 90);
