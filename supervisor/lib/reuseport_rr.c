@@ -145,14 +145,25 @@ static int prog_load(int state, int socks)
 	return (int)bpf(BPF_PROG_LOAD, &a);
 }
 
+/* What the kernel's refusal most likely means: EPERM is privileges; a
+ * kernel without the migrate attach type (before 5.14) says EINVAL. */
+static const char *rr_needs(int err)
+{
+	if (err == EPERM || err == EACCES)
+		return "it needs CAP_BPF or CAP_SYS_ADMIN";
+	if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP)
+		return "it needs Linux 5.14 or later";
+	return "it needs CAP_BPF and Linux 5.14 or later";
+}
+
 static void say_hash(struct cluster *c, int err)
 {
 	if (c->said_kernel_rr)
 		return;
 	c->said_kernel_rr = true;
 	cluster_logf(c, "reuseport: no round robin by the kernel (eBPF: %s; "
-		     "it needs CAP_BPF): the kernel hashes connections over "
-		     "the slots", strerror(err));
+		     "%s): the kernel hashes connections over the slots",
+		     strerror(err), rr_needs(err));
 }
 
 static void close_maps(struct handle *h)
