@@ -163,6 +163,14 @@ struct cluster_worker {
 	unsigned ndrain_ports;
 	bool drain_queue_empty;     /* ... its leaving slots' queues, as the
 				       last census was asked for */
+	/* ... the listeners its shim was told to stop accepting on (their
+	 * socket inodes), whether a census saw it hold none of them (or
+	 * their time, DRAIN_LET_GO_MS, is up), and whether the last census
+	 * was asked for after that: only such a census counts them all */
+	unsigned long stop_inodes[16];
+	unsigned nstop_inodes;
+	bool drain_let_go, drain_counted_after_let_go;
+	long long drain_let_go_deadline_ms;
 	unsigned long handed;
 	struct worker_usage_state usage;
 	struct output_pipe *output[2]; /* prefix_output: its stdout, stderr */
@@ -378,6 +386,10 @@ void handle_worker_stop_routing(struct cluster_worker *w);
 /* It leaves on purpose (disconnect, kill): reuseport slots nobody else of
  * its id holds let go of their sockets. */
 void handle_worker_release_slots(struct cluster_worker *w);
+/* The socket inodes of its stream listeners that it accepts on itself
+ * (none, reuseport: not rr); how many. */
+unsigned handle_worker_accepting_inodes(const struct cluster_worker *w,
+					unsigned long *inodes, unsigned max);
 /* The ports of its TCP listeners (all, or the rr ones); how many. */
 unsigned handle_worker_tcp_ports(const struct cluster_worker *w, bool rr_only,
 				 unsigned *ports, unsigned max);

@@ -147,6 +147,7 @@ void conn_table_free(struct conn_table *t)
 	free(t->inodes);
 	free(t->pids);
 	free(t->counts);
+	free(t->listening);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -159,6 +160,16 @@ bool conn_table_lookup(const struct conn_table *t, pid_t pid, int *count)
 			*count = t->counts[i];
 			return true;
 		}
+	return false;
+}
+
+bool conn_table_holds_listener(const struct conn_table *t, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; t->listening && i < t->npids; i++)
+		if (t->pids[i] == pid)
+			return t->listening[i];
 	return false;
 }
 
@@ -179,6 +190,21 @@ int conn_table_count(const struct conn_table *t, pid_t pid)
 			     cmp_ulong) != NULL;
 	free(mine.v);
 	return n;
+}
+
+/* Whether one of pid's fds is a socket of set (false when they cannot be
+ * read: a process gone holds nothing). */
+static bool holds_any(pid_t pid, const struct inode_set *set)
+{
+	struct inode_set mine = { 0 };
+	bool found = false;
+	size_t i;
+
+	if (set->n > 0 && socket_inodes(pid, &mine) == 0)
+		for (i = 0; i < mine.n && !found; i++)
+			found = inode_set_has(set, mine.v[i]);
+	free(mine.v);
+	return found;
 }
 
 /* ---- the netlink side ---- */
@@ -342,6 +368,8 @@ struct census_job {
 	int error;
 	pid_t *pids;            /* the processes to count for */
 	int *counts;
+	bool *listening;        /* ... whether each holds one of: */
+	struct inode_set listeners;
 	size_t npids;
 	union diag_buf rx;
 };
@@ -352,6 +380,7 @@ struct conn_census {
 	void *arg;
 	struct census_job *job; /* in flight, or NULL */
 	struct event *ev;       /* on job->efd */
+	struct inode_set listeners; /* for the next request */
 };
 
 static void job_unref(struct census_job *j)
@@ -362,6 +391,8 @@ static void job_unref(struct census_job *j)
 	free(j->found.v);
 	free(j->pids);
 	free(j->counts);
+	free(j->listening);
+	free(j->listeners.v);
 	free(j);
 }
 
@@ -383,6 +414,10 @@ static int job_take(struct census_job *j)
 
 	if (fd < 0)
 		return errno;
+	/* Before the dump: a process that holds none of the listeners then
+	 * can accept nothing the dump and the count below miss. */
+	for (size_t k = 0; k < j->npids && j->listeners.n > 0; k++)
+		j->listening[k] = holds_any(j->pids[k], &j->listeners);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
 	for (i = 0; i < 2 && !err; i++)
 		if ((j->families & (1u << i)) &&
@@ -437,10 +472,12 @@ static void census_on_done(evutil_socket_t fd, short what, void *arg)
 		t.rows = j->rows;
 		t.pids = j->pids;
 		t.counts = j->counts;
+		t.listening = j->listening;
 		t.npids = j->npids;
 		memset(&j->found, 0, sizeof(j->found));
 		j->pids = NULL;
 		j->counts = NULL;
+		j->listening = NULL;
 	}
 	event_free(cc->ev);
 	cc->ev = NULL;
@@ -507,9 +544,13 @@ int conn_census_request(struct conn_census *cc, const unsigned *ports,
 	j->npids = npids;
 	j->pids = calloc(npids + 1, sizeof(*j->pids));
 	j->counts = calloc(npids + 1, sizeof(*j->counts));
+	j->listening = calloc(npids + 1, sizeof(*j->listening));
 	if (j->pids && npids > 0)
 		memcpy(j->pids, pids, npids * sizeof(*pids));
-	j->efd = j->pids && j->counts ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+	j->listeners = cc->listeners; /* the job's now */
+	memset(&cc->listeners, 0, sizeof(cc->listeners));
+	j->efd = j->pids && j->counts && j->listening
+			 ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
 	cc->ev = j->efd < 0 ? NULL
 			    : event_new(cc->base, j->efd, EV_READ, census_on_done, cc);
 	err = !cc->ev || event_add(cc->ev, NULL) < 0 ? (errno ? errno : ENOMEM)
@@ -522,6 +563,8 @@ int conn_census_request(struct conn_census *cc, const unsigned *ports,
 			close(j->efd);
 		free(j->pids);
 		free(j->counts);
+		free(j->listening);
+		free(j->listeners.v);
 		free(j);
 		errno = err;
 		return -1;
@@ -535,6 +578,14 @@ bool conn_census_busy(const struct conn_census *cc)
 	return cc->job != NULL;
 }
 
+void conn_census_watch_listener(struct conn_census *cc, unsigned long ino)
+{
+	if (ino != 0 && !inode_set_has(&cc->listeners, ino)) {
+		inode_set_add(&cc->listeners, ino);
+		inode_set_sort(&cc->listeners);
+	}
+}
+
 void conn_census_free(struct conn_census *cc)
 {
 	if (!cc)
@@ -543,6 +594,7 @@ void conn_census_free(struct conn_census *cc)
 		event_free(cc->ev);
 	if (cc->job)
 		job_unref(cc->job); /* the thread frees it when it is done */
+	free(cc->listeners.v);
 	free(cc);
 }
 

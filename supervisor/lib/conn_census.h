@@ -26,6 +26,7 @@ struct conn_table {
 	 * connections each held (-1: its fds could not be read). */
 	pid_t *pids;
 	int *counts;
+	bool *listening; /* ... and whether each held a watched listener */
 	size_t npids;
 };
 
@@ -36,6 +37,11 @@ int conn_table_count(const struct conn_table *t, pid_t pid);
 /* What the census found pid holds (as conn_table_count() then), without
  * reading anything; false when the census was not asked about pid. */
 bool conn_table_lookup(const struct conn_table *t, pid_t pid, int *count);
+/* Whether the census saw one of the listening sockets it was told to
+ * watch (conn_census_watch_listener) among pid's fds, read before the
+ * connections were; false when it was not asked, or pid's fds could not
+ * be read. */
+bool conn_table_holds_listener(const struct conn_table *t, pid_t pid);
 
 /* ---- a census of connections, read from the event loop ---- */
 
@@ -65,6 +71,12 @@ int conn_census_request(struct conn_census *cc, const unsigned *ports,
 			unsigned nports, unsigned families, const pid_t *pids,
 			size_t npids);
 bool conn_census_busy(const struct conn_census *cc);
+/* The next request also tells, for each of its pids, whether the socket
+ * with inode ino is among its fds (a listener a worker was asked to let
+ * go of: its shim has done so once it is not).  Read before the dump, so
+ * that a process found holding none of them then has every connection it
+ * holds in the census; the set goes with that request. */
+void conn_census_watch_listener(struct conn_census *cc, unsigned long ino);
 /* A census in flight is dropped (its thread ends on its own).  NULL is
  * fine. */
 void conn_census_free(struct conn_census *cc);

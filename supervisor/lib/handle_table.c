@@ -622,6 +622,20 @@ unsigned worker_listener_count(const struct cluster_worker *w)
 	return n;
 }
 
+unsigned handle_worker_accepting_inodes(const struct cluster_worker *w,
+					unsigned long *inodes, unsigned max)
+{
+	const struct membership *m;
+	size_t n = 0;
+
+	for (m = w->memberships; m; m = m->next_in_worker)
+		if (m->listening && !m->rr && m->handle->type == SOCK_STREAM)
+			add_inode(m->handle->reuseport ? reuseport_member_fd(m)
+						       : m->handle->fd,
+				  inodes, &n, max);
+	return (unsigned)n;
+}
+
 unsigned handle_worker_tcp_ports(const struct cluster_worker *w, bool rr_only,
 				 unsigned *ports, unsigned max)
 {

@@ -147,8 +147,11 @@ static unsigned worker_stop_accepting(struct cluster_worker *w, bool shim_up)
 	unsigned all = handle_worker_tcp_ports(w, false, w->drain_ports, 16);
 	unsigned rr = handle_worker_tcp_ports(w, true, w->drain_ports, 16);
 
+	w->nstop_inodes = 0;
 	if (!shim_up || all == rr)
 		return rr;
+	/* the drain counts its connections once it holds none of these */
+	w->nstop_inodes = handle_worker_accepting_inodes(w, w->stop_inodes, 16);
 	kill(w->pid, CLUSTER_SIG_STOP_ACCEPTING);
 	return handle_worker_tcp_ports(w, false, w->drain_ports, 16);
 }

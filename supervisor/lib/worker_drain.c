@@ -16,6 +16,15 @@
  * hash: an idle keep-alive connection held for 15 s costs ~80 of them,
  * not 750).  The census lives while any worker drains.
  *
+ * A worker whose shim was told to stop accepting (none, reuseport) is
+ * counted only once it has: until then it may still take a connection
+ * after the census counted (a signal it has not yet handled; SIGTERM, a
+ * lower number, is delivered before the real-time one when both are
+ * pending).  The census looks for the listeners it was told about among
+ * its fds before it dumps: once none is there, that census counts all it
+ * holds.  At most DRAIN_LET_GO_MS: a worker that blocks the signal is
+ * then counted as it is, as before.
+ *
  * A seccomp worker leaving its reuseport slots (a scale-down) cannot be
  * made to stop accepting: its slots leave the kernel's selection instead
  * (reuseport_handle.c), and it is done once what was queued in them when
@@ -33,6 +42,8 @@
 
 #define DRAIN_TICK_MS 20
 #define DRAIN_TICK_MAX_MS 200
+/* How long a drain waits for the shim to stop accepting, at most. */
+#define DRAIN_LET_GO_MS 1000
 /* Workers one census counts for (more wait for the next, or their time). */
 #define DRAIN_PIDS_MAX 1024
 
@@ -118,7 +129,9 @@ static bool drain_done(const struct conn_table *t, struct cluster_worker *w,
 {
 	if (!w->drain_queue_empty || reuseport_leaving_queue(w) > 0)
 		return false;
-	return all || drain_holds_none(t, w);
+	if (all)
+		return true;
+	return w->drain_counted_after_let_go && drain_holds_none(t, w);
 }
 
 /* Who goes now: every draining worker (all: nothing can be counted), a
@@ -150,15 +163,53 @@ static size_t drain_pids(struct cluster *c, pid_t *pids, size_t max)
 	return n;
 }
 
+/* w's shim has not stopped accepting within DRAIN_LET_GO_MS: counted
+ * from now on as it is. */
+static void drain_stop_overdue(struct cluster_worker *w)
+{
+	w->drain_let_go = true;
+	cluster_logf(w->cluster, "worker %u (pid %d) still holds its listener "
+		     "%d ms after it was told to stop accepting (does it block "
+		     "the shim's signal?): it gets its graceful signal once it "
+		     "holds no connection, and may take one more meanwhile",
+		     w->id, (int)w->pid, DRAIN_LET_GO_MS);
+}
+
 /* As a census is asked for: whose leaving slots have nothing queued (a
- * getsockopt per slot; nothing new is dealt to them). */
+ * getsockopt per slot; nothing new is dealt to them), who is known to
+ * have stopped accepting (this census counts all it holds), and the
+ * listeners the others are to let go of, for the census to look for. */
 static void drain_note_queues(struct cluster *c)
 {
 	struct cluster_worker *w;
+	long long now = monotonic_ms();
+	unsigned i;
+
+	for (w = c->workers; w; w = w->next) {
+		if (!w->draining)
+			continue;
+		w->drain_queue_empty = reuseport_leaving_queue(w) == 0;
+		if (!w->drain_let_go && now >= w->drain_let_go_deadline_ms)
+			drain_stop_overdue(w);
+		w->drain_counted_after_let_go = w->drain_let_go;
+		for (i = 0; !w->drain_let_go && i < w->nstop_inodes; i++)
+			conn_census_watch_listener(c->drain_census,
+						   w->stop_inodes[i]);
+	}
+}
+
+/* Who the census saw hold none of the listeners it was told to let go of
+ * (its shim stopped accepting) before it dumped: its count is whole. */
+static void drain_note_let_go(struct cluster *c, const struct conn_table *t)
+{
+	struct cluster_worker *w;
+	int count;
 
 	for (w = c->workers; w; w = w->next)
-		if (w->draining)
-			w->drain_queue_empty = reuseport_leaving_queue(w) == 0;
+		if (w->draining && !w->drain_counted_after_let_go &&
+		    conn_table_lookup(t, w->pid, &count) && count >= 0 &&
+		    !conn_table_holds_listener(t, w->pid))
+			w->drain_let_go = w->drain_counted_after_let_go = true;
 }
 
 /* The kernel's answer.  Without one (sock_diag unavailable) nobody can be
@@ -173,6 +224,8 @@ static void drain_on_census(void *arg, const struct conn_table *t, int error)
 			     "(NETLINK_SOCK_DIAG: %s): it gets its graceful "
 			     "signal at once", strerror(error));
 	}
+	if (!error)
+		drain_note_let_go(c, t);
 	drain_check(c, t, error != 0);
 	drain_release(c);
 }
@@ -225,6 +278,9 @@ bool worker_drain_start(struct cluster_worker *w)
 	w->draining = true;
 	w->drain_queue_empty = false; /* seen at the first census */
 	w->drain_deadline_ms = monotonic_ms() + c->settings.kill_timeout_ms / 2;
+	w->drain_let_go = w->nstop_inodes == 0; /* nothing to wait for */
+	w->drain_counted_after_let_go = w->drain_let_go;
+	w->drain_let_go_deadline_ms = monotonic_ms() + DRAIN_LET_GO_MS;
 	c->drain_tick_ms = DRAIN_TICK_MS; /* a new drain: look often again */
 	if (c->ndraining++ == 0)
 		evtimer_add(c->drain_timer, &now);

@@ -400,6 +400,54 @@ Test(cluster_api, disconnect_lets_held_connections_finish)
 	ctx_free(x);
 }
 
+static void count_log(void *arg, const char *line);
+
+/* A worker that never handles the shim's stop-accepting signal (it blocks
+ * every real-time signal) still holds the shared listener after its
+ * disconnect, and may take one more connection: the drain does not count
+ * what it holds until it has let go, says so after a second, and counts
+ * it then.  The connection it took after the disconnect is answered, not
+ * cut by a graceful signal sent as if it had stopped accepting. */
+Test(cluster_api, drain_waits_for_the_worker_to_stop_accepting)
+{
+	struct ctx *x = calloc(1, sizeof(*x));
+	struct cluster_worker *w[2];
+	bool answered[2] = { false };
+	int fds[2], i, got;
+	pid_t leaving;
+
+	snprintf(x->argv_port, sizeof(x->argv_port), "%u", free_port());
+	x->argv[0] = (char *)fixture_path("fx_slow_answer");
+	x->argv[1] = "--port";
+	x->argv[2] = x->argv_port;
+	x->argv[3] = "--block-rt";
+	x->log_match = "still holds its listener";
+	ctx_start(x, CLUSTER_SCHED_NONE, 0, count_log);
+	for (i = 0; i < 2; i++)
+		w[i] = cluster_fork(x->c, (unsigned)i + 1);
+	cr_assert(pump_until(x, &x->listening, 2));
+	leaving = worker_pid(w[0]);
+	cr_assert_eq(worker_disconnect(w[0]), 0);
+	/* both wait in accept() on the one socket: one connection each */
+	for (i = 0; i < 2; i++)
+		fds[i] = connect_client(x->argv_port);
+	cr_assert(pump_until(x, &x->log_lines, 1), "no line saying worker 1 "
+		  "still holds its listener");
+	cr_assert_eq(x->exits, 0, "worker 1 was signalled while it still "
+		     "accepted");
+	for (i = 0; i < 2; i++)
+		cr_assert_eq(write(fds[i], "r", 1), 1);
+	got = collect(x, fds, 2, answered, WAIT_MS);
+	cr_expect_eq(got, 2, "%d of 2 answered: a connection taken after the "
+		     "disconnect was cut", got);
+	cr_assert(pump_until(x, &x->exits, 1));
+	cr_expect(x->last_exit_after_disconnect);
+	cr_expect_eq(x->last_exit_pid, leaving);
+	for (i = 0; i < 2; i++)
+		close(fds[i]);
+	ctx_free(x);
+}
+
 /* Runs the loop until both workers have been sampled twice. */
 static bool pump_until_sampled(struct ctx *x, struct cluster_worker **w,
 			       int n)

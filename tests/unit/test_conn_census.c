@@ -116,35 +116,40 @@ static void on_done(void *arg, const struct conn_table *t, int error)
 	r->t.cap = t->n;
 	r->t.pids = NULL;
 	r->t.counts = NULL;
+	r->t.listening = NULL;
 	if (t->npids > 0) {
 		r->t.pids = malloc(t->npids * sizeof(*t->pids));
 		r->t.counts = malloc(t->npids * sizeof(*t->counts));
-		cr_assert(r->t.pids && r->t.counts);
+		r->t.listening = malloc(t->npids * sizeof(*t->listening));
+		cr_assert(r->t.pids && r->t.counts && r->t.listening);
 		memcpy(r->t.pids, t->pids, t->npids * sizeof(*t->pids));
 		memcpy(r->t.counts, t->counts, t->npids * sizeof(*t->counts));
+		memcpy(r->t.listening, t->listening,
+		       t->npids * sizeof(*t->listening));
 	}
 	event_base_loopbreak(r->base);
 }
 
 static struct result census_of(const unsigned *ports, unsigned n,
 			       unsigned families, const pid_t *pids,
-			       size_t npids);
+			       size_t npids, unsigned long watch);
 
 static struct result census(const unsigned *ports, unsigned n)
 {
-	return census_of(ports, n, CONN_CENSUS_ALL, NULL, 0);
+	return census_of(ports, n, CONN_CENSUS_ALL, NULL, 0, 0);
 }
 
 static struct result census_in(const unsigned *ports, unsigned n,
 			       unsigned families)
 {
-	return census_of(ports, n, families, NULL, 0);
+	return census_of(ports, n, families, NULL, 0, 0);
 }
 
-/* (The counts are copied too: r.t is the test's.) */
+/* (The counts are copied too: r.t is the test's.)  watch: a listener's
+ * inode to look for among the pids' fds, or 0. */
 static struct result census_of(const unsigned *ports, unsigned n,
 			       unsigned families, const pid_t *pids,
-			       size_t npids)
+			       size_t npids, unsigned long watch)
 {
 	struct result r = { .base = event_base_new() };
 	struct timeval deadline = { 5, 0 };
@@ -153,6 +158,8 @@ static struct result census_of(const unsigned *ports, unsigned n,
 	cr_assert(r.base != NULL);
 	cc = conn_census_new(r.base, on_done, &r);
 	cr_assert(cc != NULL, "conn_census_new: %s", strerror(errno));
+	if (watch)
+		conn_census_watch_listener(cc, watch);
 	cr_assert(conn_census_request(cc, ports, n, families, pids, npids) == 0, "request: %s",
 		  strerror(errno));
 	event_base_loopexit(r.base, &deadline);
@@ -319,7 +326,7 @@ Test(conn_census, counts_what_another_process_holds)
 		pid_t pids[2] = { pid, getpid() };
 		int count = -5;
 
-		r = census_of(&port, 1, CONN_CENSUS_ALL, pids, 2);
+		r = census_of(&port, 1, CONN_CENSUS_ALL, pids, 2, 0);
 		/* counted by the census's thread, and read again now */
 		cr_assert(conn_table_lookup(&r.t, pid, &count) && count == 1,
 			  "the census counted %d for the child, want 1", count);
@@ -337,6 +344,57 @@ Test(conn_census, counts_what_another_process_holds)
 	close(c1);
 	close(c2);
 	close(l);
+}
+
+/* A listener a worker was told to let go of: the census says whether the
+ * process still holds it (the drain counts a worker's connections only
+ * once it does not), as the process's fds say, not as we think. */
+Test(conn_census, tells_whether_a_process_still_holds_a_watched_listener)
+{
+	int l = listener(AF_INET, 0), go[2], said[2];
+	unsigned long ino = inode_of(l);
+	unsigned port = port_of(l);
+	struct result r;
+	pid_t pid;
+	char b;
+
+	cr_assert(pipe(go) == 0 && pipe(said) == 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) { /* holds l until told, then says it closed it */
+		close(go[1]);
+		close(said[0]);
+		if (write(said[1], "h", 1) != 1 || read(go[0], &b, 1) != 1)
+			_exit(1);
+		close(l);
+		if (write(said[1], "c", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(go[0]);
+	close(said[1]);
+	close(l);
+	cr_assert(read(said[0], &b, 1) == 1 && b == 'h');
+	r = census_of(&port, 1, CONN_CENSUS_ALL, &pid, 1, ino);
+	cr_assert(conn_table_holds_listener(&r.t, pid),
+		  "the child holds the watched listener: not seen");
+	cr_assert(!conn_table_holds_listener(&r.t, getpid()), "not asked");
+	conn_table_free(&r.t);
+	r = census_of(&port, 1, CONN_CENSUS_ALL, &pid, 1, 0);
+	cr_assert(!conn_table_holds_listener(&r.t, pid), "not watched");
+	conn_table_free(&r.t);
+
+	cr_assert(write(go[1], "x", 1) == 1);
+	cr_assert(read(said[0], &b, 1) == 1 && b == 'c');
+	r = census_of(&port, 1, CONN_CENSUS_ALL, &pid, 1, ino);
+	cr_assert(!conn_table_holds_listener(&r.t, pid),
+		  "the child closed the listener: still seen");
+	conn_table_free(&r.t);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(go[1]);
+	close(said[0]);
 }
 
 Test(conn_census, one_at_a_time_and_bad_arguments)
