@@ -14,7 +14,8 @@
  *     making 32-bit calls) is covered too, since a filter that only knows
  *     the 64-bit numbers would let it through: its bind() and listen(),
  *     and socketcall() when it is SYS_BIND or SYS_LISTEN (older i386
- *     libcs make every socket call through it), are notified as well
+ *     libcs make every socket call through it), and its setsid() (a
+ *     32-bit daemon, followed as a native one is) are notified as well
  *     (seccomp_notify.c decodes them), its io_uring_setup() fails with
  *     ENOSYS.  The x32 ABI (numbers with bit 30 set), which hardly any
  *     program uses, fails with ENOSYS.
@@ -55,33 +56,34 @@ static struct sock_filter filter[] = {
 	/* 0 */ LOAD(arch),
 	/* 1 */ IF_EQ(NATIVE_ARCH, 0, 7),          /* else 9: foreign */
 	/* 2 */ LOAD(nr),
-	/* 3 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 15, 0),
-	/* 4 */ IF_EQ(__NR_bind, 15, 0),           /* 20: notify */
-	/* 5 */ IF_EQ(__NR_listen, 14, 0),
-	/* 6 */ IF_EQ(__NR_setsid, 13, 0),         /* a daemon, maybe */
-	/* 7 */ IF_EQ(__NR_io_uring_setup, 11, 0), /* 19: ENOSYS */
+	/* 3 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 16, 0),
+	/* 4 */ IF_EQ(__NR_bind, 16, 0),           /* 21: notify */
+	/* 5 */ IF_EQ(__NR_listen, 15, 0),
+	/* 6 */ IF_EQ(__NR_setsid, 14, 0),         /* a daemon, maybe */
+	/* 7 */ IF_EQ(__NR_io_uring_setup, 12, 0), /* 20: ENOSYS */
 	/* 8 */ RET(SECCOMP_RET_ALLOW),
 #if defined(__x86_64__)
-	/* 9 */ IF_EQ(AUDIT_ARCH_I386, 0, 9),      /* else 19 */
+	/* 9 */ IF_EQ(AUDIT_ARCH_I386, 0, 10),     /* else 20 */
 	/* 10 */ LOAD(nr),
-	/* 11 */ IF_EQ(I386_BIND, 8, 0),
-	/* 12 */ IF_EQ(I386_LISTEN, 7, 0),
-	/* 13 */ IF_EQ(I386_IO_URING_SETUP, 5, 0),
-	/* 14 */ IF_EQ(I386_SOCKETCALL, 0, 3),     /* else 18: allow */
-	/* 15 */ LOAD(args[0]),                    /* its low half: the call */
-	/* 16 */ IF_EQ(I386_SYS_BIND, 3, 0),
-	/* 17 */ IF_EQ(I386_SYS_LISTEN, 2, 0),
-	/* 18 */ RET(SECCOMP_RET_ALLOW),
+	/* 11 */ IF_EQ(I386_BIND, 9, 0),
+	/* 12 */ IF_EQ(I386_LISTEN, 8, 0),
+	/* 13 */ IF_EQ(I386_SETSID, 7, 0),
+	/* 14 */ IF_EQ(I386_IO_URING_SETUP, 5, 0),
+	/* 15 */ IF_EQ(I386_SOCKETCALL, 0, 3),     /* else 19: allow */
+	/* 16 */ LOAD(args[0]),                    /* its low half: the call */
+	/* 17 */ IF_EQ(I386_SYS_BIND, 3, 0),
+	/* 18 */ IF_EQ(I386_SYS_LISTEN, 2, 0),
+	/* 19 */ RET(SECCOMP_RET_ALLOW),
 #else
-	/* 9..18 */ RET(ENOSYS_RET), RET(ENOSYS_RET), RET(ENOSYS_RET),
+	/* 9..19 */ RET(ENOSYS_RET), RET(ENOSYS_RET), RET(ENOSYS_RET),
 	RET(ENOSYS_RET), RET(ENOSYS_RET), RET(ENOSYS_RET), RET(ENOSYS_RET),
-	RET(ENOSYS_RET), RET(ENOSYS_RET), RET(ENOSYS_RET),
+	RET(ENOSYS_RET), RET(ENOSYS_RET), RET(ENOSYS_RET), RET(ENOSYS_RET),
 #endif
-	/* 19 */ RET(ENOSYS_RET),
-	/* 20 */ RET(SECCOMP_RET_USER_NOTIF),
+	/* 20 */ RET(ENOSYS_RET),
+	/* 21 */ RET(SECCOMP_RET_USER_NOTIF),
 };
 /* the jumps above count on these two being last */
-_Static_assert(sizeof(filter) / sizeof(filter[0]) == 21,
+_Static_assert(sizeof(filter) / sizeof(filter[0]) == 22,
 	       "the filter's jump offsets are out of step with its length");
 #endif
 

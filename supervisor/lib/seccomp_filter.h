@@ -18,6 +18,7 @@
 /* The i386 system calls the filter stops (x86_64 only; the numbers of
  * arch/x86/entry/syscalls/syscall_32.tbl), and socketcall()'s first
  * argument for the two it stops (SYS_BIND, SYS_LISTEN of <linux/net.h>). */
+#define I386_SETSID 66
 #define I386_SOCKETCALL 102
 #define I386_BIND 361
 #define I386_LISTEN 363

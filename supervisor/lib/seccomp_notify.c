@@ -357,8 +357,9 @@ static bool read_socketcall_args(struct seccomp_notify *sn,
 	return true;
 }
 
-/* An i386 bind(), listen() or socketcall() of either (the filter notifies
- * no other i386 call) as the native call it stands for, in *native: the
+/* An i386 bind(), listen(), setsid() or socketcall() of bind or listen
+ * (the filter notifies no other i386 call) as the native call it stands
+ * for, in *native: the
  * same id and caller, the native number, the 32-bit arguments
  * zero-extended.  False when it is none of them or its arguments cannot
  * be read: then the kernel's (it fails the way it would anyway). */
@@ -377,6 +378,9 @@ static bool i386_as_native(struct seccomp_notify *sn,
 		return true;
 	case I386_LISTEN:
 		native->data.nr = __NR_listen;
+		return true;
+	case I386_SETSID:
+		native->data.nr = __NR_setsid;
 		return true;
 	case I386_SOCKETCALL:
 		if ((uint32_t)req->data.args[0] == I386_SYS_BIND) {

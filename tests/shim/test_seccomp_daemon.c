@@ -307,7 +307,7 @@ Test(seccomp_daemon, busybox_httpd_daemons_end_with_a_killed_cluster_run)
 
 /* ---- a static fixture, each way of daemonizing ---- */
 
-static void static_case(const char *mode)
+static void static_case(const char *fixture, const char *mode)
 {
 	static char port[16];
 	const char *args[] = { port, mode, NULL };
@@ -319,7 +319,7 @@ static void static_case(const char *mode)
 
 	t.port = hx_free_port(SOCK_STREAM);
 	snprintf(port, sizeof(port), "%d", t.port);
-	c = st_start("reuseport", 2, "fx_daemon_static", args, 2, 2);
+	c = st_start("reuseport", 2, fixture, args, 2, 2);
 	for (size_t i = 0; i < c->out.n_lines; i++) {
 		int id = 0, pid = 0;
 
@@ -348,19 +348,30 @@ static void static_case(const char *mode)
 			  (int)ans.pid);
 		served[ans.id]++;
 	}
-	cr_log_info("%s: daemons 1, 2 served %d, %d", mode, served[1],
-		    served[2]);
+	cr_log_info("%s %s: daemons 1, 2 served %d, %d", fixture, mode,
+		    served[1], served[2]);
 	st_assert_steady(c, 2);
 	stop_all_gone(c, daemons, 2);
 }
 
 #define CASE(mode) \
-	Test(seccomp_daemon, static_##mode) { static_case(#mode); }
+	Test(seccomp_daemon, static_##mode) \
+	{ \
+		static_case("fx_daemon_static", #mode); \
+	}
 
 CASE(fork)
 CASE(double)
 CASE(daemon)
 CASE(bindfirst)
+
+/* A 32-bit daemon: its setsid() is the i386 one, notified as well. */
+Test(seccomp_daemon, i386_static_double)
+{
+	ss_skip_unless_built("fx_daemon_i386_static", "the compiler cannot "
+			     "link -m32: install gcc-multilib");
+	static_case("fx_daemon_i386_static", "double");
+}
 
 Test(seccomp_daemon, static_live_child_that_never_takes_over_is_no_daemon)
 {
