@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,14 +160,53 @@ bool hx_have_ipv6(void)
 	return true;
 }
 
+/* The lowest port the kernel picks for a connect() or a bind() to port 0
+ * (net.ipv4.ip_local_port_range), 0 if unknown. */
+static int ephemeral_low(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	int low = 0, high = 0;
+
+	if (f) {
+		if (fscanf(f, "%d %d", &low, &high) != 2)
+			low = 0;
+		fclose(f);
+	}
+	return low;
+}
+
+/* A candidate below the ephemeral range, where no client's source port
+ * lands (a client connected from port P keeps a later bind of P from
+ * succeeding: under load, with many tests' clients, a port that was free
+ * when picked was taken by the time a worker bound it); 0 to let the
+ * kernel pick, where there is no such range. */
+static int candidate_port(void)
+{
+	static uint32_t seed;
+	int low = ephemeral_low();
+
+	if (low <= 2048)
+		return 0;
+	if (seed == 0)
+		seed = (uint32_t)getpid() * 2654435761u ^ (uint32_t)hx_now_ms();
+	seed ^= seed << 13;
+	seed ^= seed >> 17;
+	seed ^= seed << 5;
+	return low / 2 + (int)(seed % (uint32_t)(low - low / 2));
+}
+
 int hx_free_port(int socktype)
 {
 	bool v6 = hx_have_ipv6();
 
 	for (int attempt = 0; attempt < 50; attempt++) {
-		int fd4 = bind_on("127.0.0.1", 0, socktype);
+		/* (the last tries let the kernel pick) */
+		int want = attempt < 40 ? candidate_port() : 0;
+		int fd4 = bind_on("127.0.0.1", want, socktype);
 		int port, fd6 = -1;
 
+		if (fd4 < 0 && want != 0)
+			continue; /* in use: another candidate */
 		cr_assert(fd4 >= 0, "bind 127.0.0.1:0: %s", strerror(errno));
 		port = local_port(fd4);
 		if (v6)

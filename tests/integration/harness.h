@@ -80,7 +80,8 @@ bool hx_wait_stopped(pid_t pid, int timeout_ms);
 /* Whether ::1 can be bound here. */
 bool hx_have_ipv6(void);
 
-/* A port free for socktype on 127.0.0.1 (and ::1 if there) right now. */
+/* A port free for socktype on 127.0.0.1 (and ::1 if there) right now,
+ * below the ephemeral range (no client's source port takes it meanwhile). */
 int hx_free_port(int socktype);
 
 /* $FIXTURES_DIR/name in a small rotating static buffer. */
