@@ -433,7 +433,7 @@ static int ssh_session(struct hx_cluster *c, int port)
 			       .port = port };
 	int fd = hx_connect(&t, HX_QUERY_MS), n = 0;
 	int64_t deadline = hx_now_ms() + HX_QUERY_MS;
-	char banner[256];
+	char banner[256] = "";
 
 	hx_assert(c, fd >= 0, "connect: %s", strerror(-fd));
 	while (n < (int)sizeof(banner) - 1 && !memchr(banner, '\n', (size_t)n) &&
