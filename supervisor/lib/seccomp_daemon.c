@@ -227,6 +227,12 @@ static bool main_exited(struct cluster_worker *w, int status)
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
 	    w->exited_after_disconnect)
 		return false;
+	/* A main process that forks and exits at once can be reaped before
+	 * the loop read its exec status, which carries the seccomp listener:
+	 * without it nothing of the worker seems to live on, and a setsid()
+	 * waiting there is unseen.  Read now (it never waits: the exec closed
+	 * the child's end, so all of it is there). */
+	worker_exec_settle(w, false);
 	seccomp_notify_drain(w); /* a setsid() that waits there counts */
 	heir = heir_of(w, w->pid);
 	if (heir > 0) {
