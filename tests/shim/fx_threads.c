@@ -2,7 +2,11 @@
  * fx_threads PORT THREADS MODE - THREADS threads per worker blocked in
  * accept() on the listener (memcached and node accept from threads).
  *   shutdown  worker 1 waits until its threads are all asleep in accept(),
- *             calls shutdown(SHUT_RDWR) on the listener and checks that
+ *             says "asleep 1", waits for SIGUSR1 (the test sends it once
+ *             every worker listens: a worker that binds after the
+ *             shared listener was let go of would find its port held
+ *             until those threads are woken), calls shutdown(SHUT_RDWR)
+ *             on the listener and checks that
  *             every thread's accept() fails with EINVAL, as on a real
  *             listener; prints "woken N" and serves nothing more.  The
  *             other workers serve ("serving ID").
@@ -102,12 +106,18 @@ static void all_in_accept(void)
 static void shutdown_case(void)
 {
 	pthread_t t[MAX_THREADS];
-	int i;
+	sigset_t usr1;
+	int i, sig;
 
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	FXS_CHECK(pthread_sigmask(SIG_BLOCK, &usr1, NULL) == 0);
 	for (i = 0; i < nthreads; i++)
 		FXS_CHECK(pthread_create(&t[i], NULL, accept_once,
 					 (void *)(long)i) == 0);
 	all_in_accept();
+	fxs_say("asleep %d", fxs_worker_id());
+	FXS_CHECK(sigwait(&usr1, &sig) == 0);
 	FXS_CHECK(shutdown(listen_fd, SHUT_RDWR) == 0);
 	for (i = 0; i < nthreads; i++) {
 		FXS_CHECK(pthread_join(t[i], NULL) == 0);

@@ -15,6 +15,7 @@
 #include "shim_tests.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,9 +83,12 @@ static void shutdown_case(const char *sched)
 	int p = hx_free_port(SOCK_STREAM);
 
 	snprintf(port, sizeof(port), "%d", p);
-	/* "woken 4" of worker 1 and "serving" of workers 2 and 3 */
+	/* "asleep 1" of worker 1 and "serving" of workers 2 and 3 */
 	c = st_start(sched, 3, "fx_threads", args, 3, 3);
-	hx_assert(c, st_stdout_line(c, "woken " THREADS) != NULL,
+	hx_assert(c, kill(hx_worker_pid(c, 1), SIGUSR1) == 0, "kill: %s",
+		  strerror(errno));
+	hx_assert(c, hx_wait_stdout_lines(c, 4, HX_START_MS) &&
+		  st_stdout_line(c, "woken " THREADS) != NULL,
 		  "worker 1's threads were not all woken by shutdown()");
 	st_load(c, p, REQUESTS, 3, false, &tally);
 	hx_assert(c, tally.served[1] == 0, "worker 1 shut its listener down "
