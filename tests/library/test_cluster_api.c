@@ -357,12 +357,33 @@ Test(cluster_api, reuseport_slot_socket_outlives_its_worker)
 
 static struct cluster_listener_stats listener_now(struct ctx *x);
 
+/* Runs the loop until the listener's figures are as wanted (a field of
+ * -1: any), or the deadline passes; its figures then. */
+static struct cluster_listener_stats
+pump_until_listener(struct ctx *x, long accepted, long held, long queued)
+{
+	long long deadline = now_ms() + WAIT_MS;
+	struct cluster_listener_stats st;
+
+	for (;;) {
+		struct timeval tv = { 0, 20000 };
+
+		event_base_loopexit(x->base, &tv);
+		event_base_dispatch(x->base);
+		st = listener_now(x);
+		if (((accepted < 0 || (long)st.accepted == accepted) &&
+		     (held < 0 || (long)st.held == held) &&
+		     (queued < 0 || st.queued == queued)) ||
+		    now_ms() >= deadline)
+			return st;
+	}
+}
+
 Test(cluster_api, disconnect_lets_held_connections_finish)
 {
 	struct ctx *x = ctx_new_fixture(CLUSTER_SCHED_RR, 0, "fx_slow_answer");
 	struct cluster_worker *w[2];
 	struct cluster_listener_stats st;
-	long long deadline;
 	int fds[4], i, got;
 	bool answered[4] = { false };
 
@@ -373,14 +394,7 @@ Test(cluster_api, disconnect_lets_held_connections_finish)
 		fds[i] = connect_client(x->argv_port);
 	/* hand them out until each worker has one in hand (accept()ed,
 	 * waiting for its request) and one queued behind it */
-	deadline = now_ms() + WAIT_MS;
-	do {
-		struct timeval tv = { 0, 20000 };
-
-		event_base_loopexit(x->base, &tv);
-		event_base_dispatch(x->base);
-		st = listener_now(x);
-	} while ((st.accepted != 4 || st.held != 2) && now_ms() < deadline);
+	st = pump_until_listener(x, 4, 2, -1);
 	cr_assert(st.accepted == 4 && st.held == 2, "accepted %lu held %u: "
 		  "want each worker with one in hand", st.accepted, st.held);
 	got = collect(x, fds, 4, answered, 50);
@@ -490,7 +504,6 @@ Test(cluster_api, resources_and_listener_stats)
 	char address[64];
 	int fds[12], i, got;
 	bool answered[12] = { false };
-	long long deadline;
 
 	for (i = 0; i < 2; i++)
 		w[i] = cluster_fork(x->c, (unsigned)i + 1);
@@ -518,14 +531,7 @@ Test(cluster_api, resources_and_listener_stats)
 	stop_worker(worker_pid(w[1]));
 	for (i = 0; i < 12; i++)
 		fds[i] = connect_client(x->argv_port);
-	deadline = now_ms() + WAIT_MS;
-	do {
-		struct timeval tv = { 0, 20000 };
-
-		event_base_loopexit(x->base, &tv);
-		event_base_dispatch(x->base);
-		st = listener_now(x);
-	} while ((st.held != 8 || st.queued != 4) && now_ms() < deadline);
+	st = pump_until_listener(x, -1, 8, 4);
 	cr_expect(st.held == 8 && st.queued == 4 && st.accepted == 8,
 		  "2 stopped workers with a window of 4, 12 clients: held %u "
 		  "queued %ld accepted %lu", st.held, st.queued, st.accepted);
